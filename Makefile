@@ -1,0 +1,54 @@
+# The workbook's commands. `make run` and `make test` are the two a newcomer needs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Jupyter kernels, compose and hadolint must come from the venv.
+export PATH := $(BIN):$(PATH)
+WB := $(BIN)/python -m workbook
+
+.PHONY: help install engine bases wheelhouse setup run test lab notebooks clean doctor
+
+help:
+	@echo "make run    set up, then execute every notebook into build/executed/ (report: build/report.md)"
+	@echo "make test   set up, then unit tests + nbval over notebooks/ and solutions/"
+	@echo "make lab    set up, then open JupyterLab"
+	@echo "make clean  remove every Docker resource labelled 'workbook' (and nothing else)"
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: on Debian/Ubuntu run 'apt-get install python3-venv'." >&2; exit 1; }
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+engine: install
+	$(WB) engine
+
+bases: engine
+	$(WB) bases
+
+wheelhouse: install
+	$(WB) wheelhouse
+
+setup: engine bases wheelhouse
+
+run: setup
+	$(WB) run
+
+test: setup
+	$(BIN)/pytest
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)
+
+# Re-execute committed notebooks in place after changing their code (maintainers).
+notebooks: setup
+	$(WB) execute $(or $(NB),notebooks/*.ipynb solutions/*.ipynb)
+
+doctor: install
+	$(WB) doctor
+
+clean: install
+	$(WB) clean

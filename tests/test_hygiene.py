@@ -1,0 +1,20 @@
+"""Runs after everything else (lessons included): nothing labelled 'workbook' is left."""
+
+import pytest
+
+from workbook import resources
+
+KEPT = {"bases"}  # shared base images, kept on purpose; `make clean` removes them (README)
+
+
+@pytest.mark.last
+def test_nothing_labelled_workbook_is_left(client):
+    for image in client.images.list(filters={"label": "workbook=tests"}):
+        client.images.remove(image.id, force=True)  # the tests' images, kept for the session
+    left = resources.find(client)
+    # Also containers that only inherited the label from a workbook image: none in a test run.
+    left["containers"] += [c for c in client.containers.list(all=True, filters={"label": "workbook"})
+                           if c not in left["containers"]]
+    images = [i.tags or i.short_id for i in left.pop("images") if i.labels.get("workbook") not in KEPT]
+    leftovers = {k: [getattr(x, "name", x) for x in v] for k, v in left.items() if v}
+    assert not leftovers and not images, f"left behind: {leftovers} images: {images}"

@@ -1,0 +1,74 @@
+import urllib.request
+
+import pytest
+
+from workbook import bases, resources
+
+
+def test_unique_names_do_not_collide():
+    names = {resources.unique_name("01_containers_vs_vms") for _ in range(200)}
+    assert len(names) == 200 and all(n.startswith("wb-01-c-") for n in names)
+
+
+@pytest.mark.engine
+def test_cleanup_removes_only_what_is_labelled(client):
+    ref = bases.resolve("debian-slim", client).ref
+    mine = client.containers.create(ref, ["true"], labels=resources.labels("test-cleanup"))
+    net = client.networks.create(resources.unique_name("test-cleanup", "n"),
+                                 labels=resources.labels("test-cleanup"))
+    vol = client.volumes.create(labels=resources.labels("test-cleanup"))
+    other_owner = client.containers.create(ref, ["true"], labels=resources.labels("test-other"))
+    learners = client.containers.create(ref, ["true"])  # no label: a learner's own container
+    try:
+        removed = resources.cleanup(client, "test-cleanup")
+        assert removed["containers"] == [mine.name] and removed["networks"] == [net.name]
+        assert removed["volumes"] == [vol.name]
+        names = {c.name for c in client.containers.list(all=True)}
+        assert mine.name not in names
+        assert other_owner.name in names and learners.name in names
+    finally:
+        other_owner.remove(force=True)
+        learners.remove(force=True)
+
+
+@pytest.mark.engine
+def test_published_port_is_loopback_and_reachable(client):
+    ref = bases.resolve("python-slim", client).ref
+    c = client.containers.run(ref, ["python", "-m", "http.server", "8000"], detach=True,
+                              ports={"8000/tcp": ("127.0.0.1", None)},
+                              name=resources.unique_name("tests"), labels=resources.labels("tests"))
+    try:
+        port = resources.host_port(c, "8000/tcp")
+        c.reload()
+        assert all(b["HostIp"] == "127.0.0.1" for b in c.attrs["NetworkSettings"]["Ports"]["8000/tcp"])
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    assert resp.status == 200
+                    break
+            except OSError:
+                import time
+                time.sleep(0.1)
+        else:
+            pytest.fail("the published port never answered")
+    finally:
+        c.remove(force=True)
+
+
+@pytest.mark.engine
+def test_learners_container_from_a_workbook_image_survives_clean(client):
+    """Containers inherit image labels: one a learner ran from a workbook image is theirs."""
+    img = client.images.build(fileobj=__import__("io").BytesIO(
+        f"FROM {bases.resolve('debian-slim', client).ref}\nCMD [\"true\"]\n".encode()),
+        tag="workbook/test-inherit:latest", labels=resources.image_labels("test-inherit"))[0]
+    learners = client.containers.create(img.id, name=resources.unique_name("learner"))
+    assert learners.labels.get("workbook") == "test-inherit"  # inherited from the image
+    try:
+        removed = resources.cleanup(client, "test-inherit")
+        assert learners.name not in removed["containers"]
+        learners.reload()  # still there
+        assert removed["kept (in use)"] == ["workbook/test-inherit:latest"]
+    finally:
+        learners.remove(force=True)
+        resources.cleanup(client, "test-inherit")
+    assert not client.images.list(filters={"label": "workbook=test-inherit"})

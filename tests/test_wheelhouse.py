@@ -1,0 +1,47 @@
+import pytest
+
+from workbook import bases, images, wheelhouse
+
+
+def test_every_requirement_is_pinned_exactly():
+    for line in wheelhouse.pinned():
+        name, sep, version = line.partition("==")
+        assert sep and name and version, f"{line!r} is not pinned with =="
+
+
+def test_host_and_images_use_the_same_scikit_learn():
+    import sklearn
+    pins = dict(line.split("==") for line in wheelhouse.pinned())
+    assert pins["scikit-learn"] == sklearn.__version__
+
+
+def test_platforms_cover_manylinux2014_and_glibc_236():
+    p = wheelhouse.platforms("x86_64")
+    assert p[0] == "manylinux_2_36_x86_64" and "manylinux2014_x86_64" in p
+
+
+def test_arch_maps_engine_names():
+    class Fake:
+        def version(self):
+            return {"Arch": "arm64"}
+    assert wheelhouse.arch(Fake()) == "aarch64"
+
+
+@pytest.mark.engine
+def test_wheelhouse_installs_every_pin_offline(client, tmp_path):
+    """The whole pinned set installs with --no-index (no missing transitive wheel)."""
+    (tmp_path / "Dockerfile").write_text(
+        "ARG PYTHON_BUILD_IMAGE=python:3.11\n"
+        "FROM ${PYTHON_BUILD_IMAGE}\n"
+        "COPY wheels/ /wheels/\n"
+        "COPY wheelhouse.txt /tmp/\n"
+        "RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir --no-index "
+        "--find-links=/wheels -r /tmp/wheelhouse.txt && /opt/venv/bin/pip check\n")
+    (tmp_path / "wheelhouse.txt").write_text(wheelhouse.REQUIREMENTS.read_text())
+    wheelhouse.stage(tmp_path)
+    img = images.build(client, tmp_path, "workbook/test-wheelhouse:latest", "tests",
+                       buildargs=bases.build_args(client), log="none")
+    out = client.containers.run(img.id, ["/opt/venv/bin/python", "-c",
+                                         "import sklearn, flask, skops; print(sklearn.__version__)"],
+                                remove=True, labels={"workbook": "tests"})
+    assert out.decode().strip() == dict(l.split("==") for l in wheelhouse.pinned())["scikit-learn"]

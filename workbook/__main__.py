@@ -1,0 +1,89 @@
+"""Command line: python -m workbook {engine,bases,wheelhouse,setup,doctor,run,execute,clean}."""
+
+import argparse
+import sys
+
+from . import WorkbookError
+
+
+def cmd_engine(args):
+    from . import engine
+    c = engine.ensure()
+    print(engine.describe(c))
+    print("Compose:", " ".join(engine.compose_cmd()))
+
+
+def cmd_bases(args):
+    from . import bases, engine
+    c = engine.ensure()
+    for name in bases.BASES:
+        print(bases.describe(bases.resolve(name, client=c, rebuild=args.rebuild)))
+
+
+def cmd_wheelhouse(args):
+    from . import wheelhouse
+    print(wheelhouse.download(force=args.rebuild))
+
+
+def cmd_setup(args):
+    cmd_engine(args)
+    cmd_bases(args)
+    cmd_wheelhouse(args)
+
+
+def cmd_doctor(args):
+    from . import doctor
+    checks = doctor.run_checks()
+    print(doctor.as_text(checks))
+    return 0 if doctor.all_ok(checks) else 1
+
+
+def cmd_run(args):
+    from . import notebooks
+    return notebooks.run_all(args.paths or None)
+
+
+def cmd_execute(args):
+    from . import notebooks
+    for path in args.paths:
+        notebooks.execute_in_place(path)
+
+
+def cmd_clean(args):
+    from . import engine, resources
+    removed = resources.cleanup(engine.client(), owner=None)
+    print(resources.describe_removed(removed))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m workbook", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name, fn, hlp in [
+        ("engine", cmd_engine, "make sure a Docker engine and Compose v2 answer"),
+        ("bases", cmd_bases, "resolve (or build offline) the base images"),
+        ("wheelhouse", cmd_wheelhouse, "download the pinned wheels images install from"),
+        ("setup", cmd_setup, "engine + bases + wheelhouse"),
+        ("doctor", cmd_doctor, "check everything the notebooks need"),
+        ("run", cmd_run, "execute notebooks with papermill into build/executed/"),
+        ("execute", cmd_execute, "re-execute committed notebooks in place (maintainers)"),
+        ("clean", cmd_clean, "remove every Docker resource labelled 'workbook'"),
+    ]:
+        sp = sub.add_parser(name, help=hlp)
+        sp.set_defaults(fn=fn)
+        if name in ("bases", "wheelhouse", "setup"):
+            sp.add_argument("--rebuild", action="store_true", help="ignore what exists")
+        if name in ("run", "execute"):
+            sp.add_argument("paths", nargs="*")
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args) or 0
+    except WorkbookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

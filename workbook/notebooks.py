@@ -1,0 +1,138 @@
+"""Execute notebooks (papermill for runs, nbclient for committed copies) and report on them."""
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import nbformat
+
+from . import BUILD, ROOT, WorkbookError
+
+DIRS = ("notebooks", "solutions")
+EXECUTED = BUILD / "executed"
+REPORT = BUILD / "report.md"
+KERNEL = "python3"
+CELL_TIMEOUT = 1800
+
+
+def committed():
+    """Every committed lesson and solution notebook, in order."""
+    return sorted(p for d in DIRS for p in (ROOT / d).glob("*.ipynb"))
+
+
+def code_hash(nb):
+    """A hash of the notebook's code, to tell whether its outputs are from this code."""
+    sources = [c.source for c in nb.cells if c.cell_type == "code"
+               and "injected-parameters" not in c.metadata.get("tags", [])]
+    return hashlib.sha256(json.dumps(sources).encode()).hexdigest()
+
+
+def stamp_of(nb):
+    """The code hash recorded when the notebook was last executed in place."""
+    return nb.metadata.get("workbook", {}).get("code_sha256")
+
+
+def parameters_cell(nb):
+    """The cell tagged 'parameters' (papermill), or None."""
+    return next((c for c in nb.cells if c.cell_type == "code"
+                 and "parameters" in c.metadata.get("tags", [])), None)
+
+
+def _rel(path):
+    """A path relative to the repository when it is inside it."""
+    try:
+        return Path(path).resolve().relative_to(ROOT)
+    except ValueError:
+        return Path(path)
+
+
+def execute_in_place(path):
+    """Run a committed notebook top to bottom, keep its outputs, and stamp its code hash."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    path = Path(path).resolve()
+    nb = nbformat.read(path, as_version=4)
+    print(f"executing {_rel(path)} ...", flush=True)
+    start = time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=KERNEL,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    except CellExecutionError as exc:
+        raise WorkbookError(f"{path.name} failed:\n{str(exc)[-2000:]}",
+                            "Fix the cell; the committed copy was left as it was.") from None
+    nb.metadata["workbook"] = {"code_sha256": code_hash(nb)}
+    nbformat.write(nb, path)
+    print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def figures_of(nb):
+    """The figures a notebook's summary cell recorded (see show.summary)."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            wb = out.get("metadata", {}).get("workbook")
+            if wb and "figures" in wb:
+                return dict(wb["figures"])  # stored as pairs: JSON objects lose their order
+    return {}
+
+
+RUN_DEFAULTS = {"repeats": 5}  # `make run` favours a quick pass; lessons default to more
+
+
+def injected_parameters(path, extra=None):
+    """What `make run` injects into a notebook: defaults, WORKBOOK_REPEATS, then `extra`,
+    limited to the names its parameters cell declares."""
+    import papermill as pm
+    params = dict(RUN_DEFAULTS)
+    if os.environ.get("WORKBOOK_REPEATS"):
+        params["repeats"] = int(os.environ["WORKBOOK_REPEATS"])
+    params.update(extra or {})
+    declared = pm.inspect_notebook(str(path))
+    return {k: v for k, v in params.items() if k in declared}
+
+
+def run_all(paths=None, parameters=None):
+    """Execute notebooks headless with papermill into build/executed/, write build/report.md."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    paths = [Path(p).resolve() for p in paths] if paths else committed()
+    rows, failed = [], 0
+    for path in paths:
+        out = EXECUTED / path.name
+        params = injected_parameters(path, parameters)
+        print(f"papermill {_rel(path)} -> {_rel(out)} {params or ''}", flush=True)
+        start = time.perf_counter()
+        status, note = "ok", ""
+        try:
+            pm.execute_notebook(str(path), str(out), parameters=params, kernel_name=KERNEL,
+                                cwd=str(path.parent), progress_bar=False, log_output=False)
+        except PapermillExecutionError as exc:
+            status, note, failed = "FAILED", f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}", failed + 1
+        seconds = time.perf_counter() - start
+        figures = figures_of(nbformat.read(out, as_version=4)) if out.exists() else {}
+        rows.append((_rel(path), status, seconds, figures, note))
+        print(f"  {status} in {seconds:.0f} s {note}", flush=True)
+    REPORT.write_text(report(rows))
+    print(f"report: {REPORT}")
+    return 1 if failed else 0
+
+
+def report(rows):
+    """build/report.md: one line per notebook with status, duration and key figures."""
+    from .show import markdown_table
+    lines = ["# Workbook run report", "",
+             f"Executed {time.strftime('%Y-%m-%d %H:%M %Z')} on {_machine()}.", ""]
+    table = [(f"`{p}`", s, f"{sec:.0f} s",
+              "; ".join(f"{k}: {v}" for k, v in figs.items()) or "-", note or "")
+             for p, s, sec, figs, note in rows]
+    lines.append(markdown_table(["notebook", "status", "duration", "key figures", "error"], table))
+    total = sum(r[2] for r in rows)
+    lines += ["", f"Total: {total / 60:.1f} min for {len(rows)} notebooks."]
+    return "\n".join(lines) + "\n"
+
+
+def _machine():
+    import platform
+    return f"{platform.node() or 'host'} ({os.cpu_count()} cores, {platform.system()} {platform.machine()})"

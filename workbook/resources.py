@@ -1,0 +1,101 @@
+"""Labels, unique names, published ports and cleanup of the workbook's Docker resources."""
+
+import secrets
+
+from docker.errors import APIError, NotFound
+
+from . import LABEL
+
+
+# Containers inherit their image's labels, so `workbook=...` on a container may come from
+# its image (a learner's own container run from a workbook image). Only containers that
+# also carry CREATED_BY, which images never get, were made by the workbook.
+CREATED_BY = "workbook.created-by"
+
+
+def labels(owner, **extra):
+    """Labels for containers, networks and volumes made by `owner` (a notebook, lab or test)."""
+    return {LABEL: owner, CREATED_BY: owner, **extra}
+
+
+def image_labels(owner, **extra):
+    """Labels for images built by `owner` (never CREATED_BY: containers would inherit it)."""
+    return {LABEL: owner, **extra}
+
+
+def unique_name(owner, kind="c"):
+    """A container/network name that cannot collide with a rerun or an interrupted run."""
+    return f"wb-{owner.split('_')[0]}-{kind}-{secrets.token_hex(3)}"
+
+
+def host_port(container, port):
+    """The 127.0.0.1 port Docker picked for a container port such as '5000/tcp'."""
+    container.reload()
+    bindings = container.attrs["NetworkSettings"]["Ports"].get(port) or []
+    for b in bindings:
+        if b["HostIp"] in ("127.0.0.1", ""):
+            return int(b["HostPort"])
+    raise LookupError(f"{port} of {container.name} is not published on 127.0.0.1")
+
+
+def _filters(owner, key=LABEL):
+    return {"label": f"{key}={owner}" if owner else key}
+
+
+def find(client, owner=None):
+    """Every resource the workbook made, by kind: {'containers': [...], 'networks': [...], ...}."""
+    f = _filters(owner)
+    found = {
+        "containers": client.containers.list(all=True, filters=_filters(owner, CREATED_BY)),
+        "networks": client.networks.list(filters=f),
+        "volumes": client.volumes.list(filters=f),
+        "images": client.images.list(filters=f),
+    }
+    if client.info().get("Swarm", {}).get("ControlAvailable"):
+        found["services"] = client.services.list(filters=f)
+        found["secrets"] = client.secrets.list(filters=f)
+    return found
+
+
+def cleanup(client, owner=None, keep=()):
+    """Remove what `owner` made (every 'workbook' resource if None); return what went."""
+    removed = {}
+    found = find(client, owner)
+    # Services before their secrets and networks; containers before images.
+    for kind in ("services", "containers", "secrets", "networks", "volumes", "images"):
+        removed.setdefault(kind, [])
+        items = found.get(kind, [])
+        if kind == "images":  # children (more layers) before the bases they build on
+            items = sorted(items, key=lambda i: -len(i.history()))
+        for item in items:
+            if kind == "images" and item.labels.get(LABEL) in keep:
+                continue
+            try:
+                if kind == "containers":
+                    item.remove(force=True, v=True)
+                elif kind == "images":  # no force: an image a learner's container uses stays
+                    for ref in item.tags or [item.id]:
+                        client.images.remove(ref)
+                else:
+                    item.remove()
+                removed[kind].append(_name(item))
+            except NotFound:
+                pass
+            except APIError as exc:
+                if exc.status_code == 409:  # in use by a container that is not the workbook's
+                    removed.setdefault("kept (in use)", []).append(_name(item))
+                elif exc.status_code != 404:
+                    raise
+    return removed
+
+
+def _name(item):
+    if getattr(item, "tags", None):
+        return item.tags[0]
+    return getattr(item, "name", None) or item.short_id
+
+
+def describe_removed(removed):
+    """One line: how many of each kind were removed."""
+    parts = [f"{len(v)} {k}" for k, v in removed.items() if v]
+    return "removed " + ", ".join(parts) if parts else "nothing labelled 'workbook' to remove"
