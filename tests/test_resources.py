@@ -2,7 +2,7 @@ import urllib.request
 
 import pytest
 
-from workbook import bases, resources
+from workbook import bases, images, resources
 
 
 def test_unique_names_do_not_collide():
@@ -56,11 +56,12 @@ def test_published_port_is_loopback_and_reachable(client):
 
 
 @pytest.mark.engine
-def test_learners_container_from_a_workbook_image_survives_clean(client):
+def test_learners_container_from_a_workbook_image_survives_clean(client, tmp_path):
     """Containers inherit image labels: one a learner ran from a workbook image is theirs."""
-    img = client.images.build(fileobj=__import__("io").BytesIO(
-        f"FROM {bases.resolve('debian-slim', client).ref}\nCMD [\"true\"]\n".encode()),
-        tag="workbook/test-inherit:latest", labels=resources.image_labels("test-inherit"))[0]
+    (tmp_path / "Dockerfile").write_text(
+        "ARG DEBIAN_IMAGE=debian:bookworm-slim\nFROM ${DEBIAN_IMAGE}\nCMD [\"true\"]\n")
+    img = images.build(client, tmp_path, "workbook/test-inherit:latest", "test-inherit",
+                       buildargs=bases.build_args(client), log="none")
     learners = client.containers.create(img.id, name=resources.unique_name("learner"))
     assert learners.labels.get("workbook") == "test-inherit"  # inherited from the image
     try:
