@@ -29,7 +29,7 @@ engine: install
 bases: engine
 	$(WB) bases
 
-wheelhouse: install
+wheelhouse: engine
 	$(WB) wheelhouse
 
 setup: engine bases wheelhouse
@@ -40,8 +40,10 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
+# Root (a classroom VM, a container) must say --allow-root; nobody else gets it.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(LAB_ROOT) $(LAB_ARGS)
 
 # Re-execute committed notebooks in place after changing their code (maintainers).
 notebooks: setup

@@ -168,12 +168,12 @@ def _standin_labels(base, want):
 def _standin(client, key, rebuild=False):
     """The stand-in of `key`, built (with any stale parents) when missing or out of date."""
     base, want = BASES[key], recipe_hash(key)
-    if not rebuild:
-        try:
-            if client.images.get(base.standin).labels.get("workbook.recipe-hash") == want:
-                return base.standin, False
-        except ImageNotFound:
-            pass
+    try:
+        old = client.images.get(base.standin)
+        if old.labels.get("workbook.recipe-hash") == want and not rebuild:
+            return base.standin, False
+    except ImageNotFound:
+        old = None
     print(f"Building the stand-in {base.standin} for {base.official} (offline, from Debian packages) ...",
           flush=True)
     if not base.recipe:
@@ -183,6 +183,8 @@ def _standin(client, key, rebuild=False):
         images.build(client, ROOT / base.recipe, base.standin, OWNER,
                      buildargs={BASES[base.parent].build_arg: parent_ref},
                      labels=_standin_labels(base, want), log="steps")
+    if old is not None:  # earlier builds lost their tags: do not leave them dangling
+        client.images.prune(filters={"dangling": True, "label": f"{LABEL}={OWNER}"})
     return base.standin, True
 
 
