@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from workbook import BUILD, notebooks
+from workbook import notebooks
 
 COMMITTED = notebooks.committed()
 IDS = [p.name for p in COMMITTED]

@@ -44,4 +44,4 @@ def test_wheelhouse_installs_every_pin_offline(client, tmp_path):
     out = client.containers.run(img.id, ["/opt/venv/bin/python", "-c",
                                          "import sklearn, flask, skops; print(sklearn.__version__)"],
                                 remove=True, labels={"workbook": "tests"})
-    assert out.decode().strip() == dict(l.split("==") for l in wheelhouse.pinned())["scikit-learn"]
+    assert out.decode().strip() == dict(p.split("==") for p in wheelhouse.pinned())["scikit-learn"]

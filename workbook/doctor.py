@@ -40,7 +40,8 @@ def run_checks():
         checks.append(Check("Compose v2", False, exc.problem, exc.fix))
     try:
         free = engine.check_disk(c)
-        checks.append(Check("free disk", True, f"{free:.0f} GB" if free is not None else "not visible (remote engine)"))
+        shown = f"{free:.0f} GB" if free is not None else "not visible (remote engine)"
+        checks.append(Check("free disk", True, shown))
     except WorkbookError as exc:
         checks.append(Check("free disk", False, exc.problem, exc.fix))
     online = registry_reachable(c)

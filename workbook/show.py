@@ -5,7 +5,8 @@ from IPython.display import Markdown, display
 
 def markdown_table(headers, rows):
     """A Markdown table as text."""
-    cells = lambda r: "| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |"
+    def cells(row):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
     return "\n".join([cells(headers), cells(["---"] * len(headers))] + [cells(r) for r in rows])
 
 
