@@ -34,3 +34,40 @@ def test_failed_build_names_the_step_and_its_output(client, context):
 def test_exists(client):
     assert images.exists(client, bases.resolve("debian-slim", client).ref)
     assert not images.exists(client, "workbook/does-not-exist:never")
+
+
+def test_builder_stage_result_is_owned_then_cleaned(client, context):
+    """The classic builder keeps a builder stage's result untagged; we tag it for cleanup."""
+    from docker.errors import ImageNotFound
+    from workbook import resources
+    base = bases.resolve("debian-slim", client).ref
+    (context / "Dockerfile").write_text(
+        "ARG DEBIAN_IMAGE=debian:bookworm-slim\n"
+        "FROM ${DEBIAN_IMAGE} AS builder\nRUN echo from-builder > /x\n"
+        "FROM ${DEBIAN_IMAGE}\nCOPY --from=builder /x /x\n")
+    final = images.build(client, context, "workbook/test-stages:latest", "test-stages",
+                         buildargs=bases.build_args(client), log="none")
+    (stage,) = client.images.list(filters={"reference": "workbook-stage/test-stages"})
+    assert stage.id != final.id
+    assert client.containers.run(stage.id, ["cat", "/x"], remove=True,
+                                 labels=resources.labels("test-stages")) == b"from-builder\n"
+    removed = resources.cleanup(client, "test-stages")
+    assert removed["images"] == ["workbook/test-stages:latest"] and len(removed["stage images"]) == 1
+    with pytest.raises(ImageNotFound):
+        client.images.get(stage.id)  # untagged and childless: gone, not left dangling
+    assert base in client.images.get(base).tags  # the base kept its own tag
+
+
+def test_failed_build_keeps_its_layers_owned(client, context):
+    (context / "Dockerfile").write_text("ARG DEBIAN_IMAGE=debian:bookworm-slim\nFROM ${DEBIAN_IMAGE}\n"
+                                        "RUN echo step-ok > /ok\nRUN exit 1\n")
+    with pytest.raises(images.BuildFailed):
+        images.build(client, context, "workbook/test-fails:x", "test-fails",
+                     buildargs=bases.build_args(client), log="none")
+    from workbook import resources
+    (kept,) = client.images.list(filters={"reference": "workbook-stage/test-fails"})
+    resources.cleanup(client, "test-fails")
+    assert not client.images.list(filters={"reference": "workbook-stage/test-fails"})
+    from docker.errors import ImageNotFound
+    with pytest.raises(ImageNotFound):
+        client.images.get(kept.id)

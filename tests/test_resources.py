@@ -73,3 +73,18 @@ def test_learners_container_from_a_workbook_image_survives_clean(client, tmp_pat
         learners.remove(force=True)
         resources.cleanup(client, "test-inherit")
     assert not client.images.list(filters={"label": "workbook=test-inherit"})
+
+
+@pytest.mark.engine
+def test_learners_image_built_on_a_workbook_base_is_not_the_workbooks(client, tmp_path):
+    """It inherits `workbook=bases` from its base; `make clean` must still leave it alone."""
+    (tmp_path / "Dockerfile").write_text(f"FROM {bases.resolve('debian-slim', client).ref}\n"
+                                         "RUN echo mine > /mine\n")
+    img, _ = client.images.build(path=str(tmp_path), tag="learners-own-app:v1", rm=True, forcerm=True)
+    try:
+        assert img.labels.get("workbook") == "bases"  # inherited
+        found = resources.find(client)  # what `make clean` would remove
+        assert img.id not in {i.id for i in found["images"]}
+        assert bases.resolve("debian-slim", client).ref in {t for i in found["images"] for t in i.tags}
+    finally:
+        client.images.remove(img.id)

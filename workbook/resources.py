@@ -6,6 +6,9 @@ from docker.errors import APIError, NotFound
 
 from . import LABEL
 
+STAGE_REPO = "workbook-stage"  # builder-stage results, tagged by images.build
+IMAGE_REPO = "workbook/"  # the workbook names every image it builds workbook/NAME:TAG
+
 
 # Containers inherit their image's labels, so `workbook=...` on a container may come from
 # its image (a learner's own container run from a workbook image). Only containers that
@@ -49,7 +52,9 @@ def find(client, owner=None):
         "containers": client.containers.list(all=True, filters=_filters(owner, CREATED_BY)),
         "networks": client.networks.list(filters=f),
         "volumes": client.volumes.list(filters=f),
-        "images": client.images.list(filters=f),
+        "images": [i for i in client.images.list(filters=f) if _ours(i)],
+        "stage images": client.images.list(
+            filters={"reference": f"{STAGE_REPO}/{owner.lower() if owner else '*'}"}),
     }
     if client.info().get("Swarm", {}).get("ControlAvailable"):
         found["services"] = client.services.list(filters=f)
@@ -57,25 +62,34 @@ def find(client, owner=None):
     return found
 
 
-def cleanup(client, owner=None, keep=()):
+def _ours(image):
+    """Images inherit labels too: a labelled image is the workbook's only if it bears a
+    workbook/ name or none at all (a learner's `myapp` built FROM a workbook base is theirs)."""
+    return not image.tags or any(t.startswith(IMAGE_REPO) for t in image.tags)
+
+
+def cleanup(client, owner=None):
     """Remove what `owner` made (every 'workbook' resource if None); return what went."""
     removed = {}
     found = find(client, owner)
     # Services before their secrets and networks; containers before images.
-    for kind in ("services", "containers", "secrets", "networks", "volumes", "images"):
+    for kind in ("services", "containers", "secrets", "networks", "volumes", "images",
+                 "stage images"):
         removed.setdefault(kind, [])
         items = found.get(kind, [])
         if kind == "images":  # children (more layers) before the bases they build on
             items = sorted(items, key=lambda i: -len(i.history()))
         for item in items:
-            if kind == "images" and item.labels.get(LABEL) in keep:
-                continue
             try:
                 if kind == "containers":
                     item.remove(force=True, v=True)
                 elif kind == "images":  # no force: an image a learner's container uses stays
                     for ref in item.tags or [item.id]:
                         client.images.remove(ref)
+                elif kind == "stage images":  # only our tag: the image may be a base too
+                    for ref in item.tags:
+                        if ref.startswith(STAGE_REPO + "/"):
+                            client.images.remove(ref)
                 else:
                     item.remove()
                 removed[kind].append(_name(item))
