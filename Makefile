@@ -47,7 +47,7 @@ lab: setup
 
 # Re-execute committed notebooks in place after changing their code (maintainers).
 notebooks: setup
-	$(WB) execute $(or $(NB),notebooks/*.ipynb solutions/*.ipynb)
+	$(WB) execute $(or $(NB),$(wildcard notebooks/*.ipynb solutions/*.ipynb))
 
 doctor: install
 	$(WB) doctor
