@@ -21,8 +21,8 @@ def cmd_bases(args):
 
 
 def cmd_wheelhouse(args):
-    from . import engine, wheelhouse
-    print(wheelhouse.download(force=args.rebuild, client=engine.client()))  # the engine's CPU
+    from . import wheelhouse
+    print(wheelhouse.download(force=args.rebuild))
 
 
 def cmd_setup(args):

@@ -11,9 +11,6 @@ from .resources import IMAGE_REPO, STAGE_REPO, image_labels
 STEP = re.compile(r"^Step \d+/\d+ : ")
 FROM_STEP = re.compile(r"^Step \d+/\d+ : FROM ", re.I)
 LAYER = re.compile(r"^ ---> ([0-9a-f]{12})\s*$")
-# The classic builder keeps the result of every stage but the last as an untagged image
-# (it is the build cache). It inherits its base's labels, not ours, so we tag it here to
-# keep it findable: resources.cleanup(owner) removes these tags with the owner's images.
 
 
 class BuildFailed(WorkbookError):
@@ -30,11 +27,10 @@ def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None
         path=str(path), tag=tag, dockerfile=dockerfile, buildargs=buildargs or {},
         labels=image_labels(owner, **(labels or {})), nocache=nocache, rm=True,
         forcerm=True, decode=True)
-    image_id, layer, heads = None, None, []
+    image_id, layer, heads, finished = None, None, [], False
     try:
         for chunk in stream:
             if "error" in chunk:
-                _tag_heads(client, owner, tag, heads + [layer] if layer else heads)
                 raise BuildFailed(
                     f"Build of {tag} failed at: {step or '(before the first step)'}\n"
                     + "".join(tail) + chunk["error"].strip(),
@@ -44,20 +40,19 @@ def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None
                 step = text.strip()
                 if FROM_STEP.match(text) and layer:  # a stage ended: remember its result
                     heads.append(layer)
-            if LAYER.match(text):
-                layer = LAYER.match(text).group(1)
+            if m := LAYER.match(text):
+                layer = m.group(1)
             if text.strip():
                 tail.append(text if text.endswith("\n") else text + "\n")
             if log == "all" or (log == "steps" and STEP.match(text)):
                 print(text, end="" if text.endswith("\n") else "\n", flush=True)
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
+        finished = True
     except (APIError, BuildError) as exc:
         raise BuildFailed(f"Build of {tag} failed: {exc}", "Read the message above.") from None
-    except KeyboardInterrupt:  # keep what was built findable, then stop as asked
-        _tag_heads(client, owner, tag, heads + [layer] if layer else heads)
-        raise
-    _tag_heads(client, owner, tag, heads)
+    finally:  # failed or interrupted (Ctrl-C): the last layer built is left behind too
+        _tag_heads(client, owner, tag, heads if finished or not layer else heads + [layer])
     try:
         return client.images.get(image_id or tag)
     except ImageNotFound:
@@ -65,7 +60,11 @@ def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None
 
 
 def _tag_heads(client, owner, tag, heads):
-    """Tag earlier stages' results (and a failed build's last layer) as workbook-stage/OWNER."""
+    """Tag earlier stages' results (and a failed build's last layer) as workbook-stage/OWNER.
+
+    The classic builder keeps them as untagged images (the build cache) that carry their
+    base's labels, not ours; the tag keeps them findable for resources.cleanup(owner).
+    """
     slug = re.sub(r"[^a-z0-9_.-]+", "-", tag.lower()).strip("-.")
     for i, image_id in enumerate(heads):
         client.api.tag(image_id, f"{STAGE_REPO}/{owner.lower()}", f"{slug}-{i}")

@@ -19,6 +19,12 @@ ARCHES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": 
 
 def arch(client=None):
     """The containers' CPU architecture in wheel-tag spelling (the engine's, else the host's)."""
+    if client is None:
+        from . import engine
+        try:
+            client = engine.client()
+        except WorkbookError:
+            client = None
     name = client.version()["Arch"] if client else platform.machine()
     try:
         return ARCHES[name.lower()]
