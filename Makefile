@@ -8,11 +8,12 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 WB := $(BIN)/python -m workbook
 
-.PHONY: help install engine bases wheelhouse setup run test lab notebooks clean doctor
+.PHONY: help install engine bases wheelhouse setup run test bench lab notebooks clean doctor
 
 help:
 	@echo "make run    set up, then execute every notebook into build/executed/ (report: build/report.md)"
 	@echo "make test   set up, then unit tests + nbval over notebooks/ and solutions/"
+	@echo "make bench  set up, then run the measuring lessons; figures in build/bench/*.json"
 	@echo "make lab    set up, then open JupyterLab"
 	@echo "make clean  remove every Docker resource labelled 'workbook' (and nothing else)"
 
@@ -39,6 +40,9 @@ run: setup
 
 test: setup
 	$(BIN)/pytest
+
+bench: setup
+	$(WB) bench
 
 # Root (a classroom VM, a container) must say --allow-root; nobody else gets it.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)

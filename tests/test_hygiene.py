@@ -4,7 +4,7 @@ import pytest
 
 from workbook import resources
 
-KEPT = {"bases"}  # shared base images, kept on purpose; `make clean` removes them (README)
+KEPT = {"bases", "ladder"}  # shared bases and ladder images, kept on purpose; `make clean` removes them
 
 
 @pytest.mark.last
@@ -16,6 +16,8 @@ def test_nothing_labelled_workbook_is_left(client):
     # Also containers that only inherited the label from a workbook image: none in a test run.
     left["containers"] += [c for c in client.containers.list(all=True, filters={"label": "workbook"})
                            if c not in left["containers"]]
+    left["stage images"] = [i for i in left["stage images"]
+                            if not all(t.split(":")[0].split("/")[-1] in KEPT for t in i.tags)]
     images = [i.tags or i.short_id for i in left.pop("images") if i.labels.get("workbook") not in KEPT]
     leftovers = {k: [getattr(x, "name", x) for x in v] for k, v in left.items() if v}
     assert not leftovers and not images, f"left behind: {leftovers} images: {images}"

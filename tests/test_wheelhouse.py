@@ -1,6 +1,6 @@
 import pytest
 
-from workbook import bases, images, wheelhouse
+from workbook import WorkbookError, bases, images, wheelhouse
 
 
 def test_every_requirement_is_pinned_exactly():
@@ -13,6 +13,21 @@ def test_host_and_images_use_the_same_scikit_learn():
     import sklearn
     pins = dict(line.split("==") for line in wheelhouse.pinned())
     assert pins["scikit-learn"] == sklearn.__version__
+
+
+def test_closure_follows_dependencies_and_stops_there(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("# the model service\nscikit-learn==1.9.1\n")
+    names = {w.name.split("-")[0].lower() for w in wheelhouse.closure(req)}
+    assert {"scikit_learn", "numpy", "scipy", "joblib", "threadpoolctl"} <= names
+    assert "streamlit" not in names and "flask" not in names
+
+
+def test_closure_names_a_missing_wheel(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("not-in-the-wheelhouse==1.0\n")
+    with pytest.raises(WorkbookError, match="not-in-the-wheelhouse is needed"):
+        wheelhouse.closure(req)
 
 
 def test_platforms_cover_manylinux2014_and_glibc_236():

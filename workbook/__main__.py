@@ -43,6 +43,19 @@ def cmd_run(args):
     return notebooks.run_all(args.paths or None)
 
 
+# The lessons whose measurements are the benchmark (they write build/bench/*.json).
+BENCH_NOTEBOOKS = ["notebooks/04_dockerfile_best_practices.ipynb"]
+
+
+def cmd_bench(args):
+    from . import BUILD, ROOT, notebooks
+    code = notebooks.run_all([ROOT / p for p in BENCH_NOTEBOOKS],
+                             report_to=BUILD / "bench" / "report.md")
+    for f in sorted((BUILD / "bench").glob("*.json")):
+        print(f"  {f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}")
+    return code
+
+
 def cmd_execute(args):
     from . import notebooks
     for path in args.paths:
@@ -65,6 +78,7 @@ def main(argv=None):
         ("setup", cmd_setup, "engine + bases + wheelhouse"),
         ("doctor", cmd_doctor, "check everything the notebooks need"),
         ("run", cmd_run, "execute notebooks with papermill into build/executed/"),
+        ("bench", cmd_bench, "run the measuring lessons; figures into build/bench/"),
         ("execute", cmd_execute, "re-execute committed notebooks in place (maintainers)"),
         ("clean", cmd_clean, "remove every Docker resource labelled 'workbook'"),
     ]:

@@ -9,6 +9,7 @@ from . import WorkbookError
 from .resources import IMAGE_REPO, STAGE_REPO, image_labels
 
 STEP = re.compile(r"^Step \d+/\d+ : ")
+STEP_NUMBER = re.compile(r"^Step (\d+)/\d+ : ")
 FROM_STEP = re.compile(r"^Step \d+/\d+ : FROM ", re.I)
 LAYER = re.compile(r"^ ---> ([0-9a-f]{12})\s*$")
 
@@ -19,7 +20,7 @@ class BuildFailed(WorkbookError):
 
 def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None,
           nocache=False, log="steps"):
-    """docker build -t TAG PATH, labelled for `owner`; log is 'steps', 'all' or 'none'."""
+    """docker build -t TAG PATH, labelled for `owner`; log: 'steps', 'progress', 'all', 'none'."""
     if not tag.startswith(IMAGE_REPO):
         raise ValueError(f"name the workbook's images {IMAGE_REPO}NAME:TAG, not {tag!r}")
     tail, step = deque(maxlen=15), None
@@ -46,6 +47,8 @@ def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None
                 tail.append(text if text.endswith("\n") else text + "\n")
             if log == "all" or (log == "steps" and STEP.match(text)):
                 print(text, end="" if text.endswith("\n") else "\n", flush=True)
+            elif log == "progress" and (m := STEP_NUMBER.match(text)):
+                print(m.group(1), end=" ", flush=True)  # "1 2 3 ...": one line per build
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
         finished = True

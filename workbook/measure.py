@@ -1,7 +1,11 @@
-"""Repeat a measurement and report min/median, with units a reader can compare."""
+"""Repeat a measurement, report min/median with units a reader can compare, record figures."""
 
+import json
+import os
+import platform
 import statistics
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
 
@@ -50,3 +54,26 @@ def size(n):
         if abs(n) < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
+
+
+def machine():
+    """Where a figure was measured: host name, cores, OS, architecture, engine."""
+    return {"host": platform.node() or "host", "cores": os.cpu_count(),
+            "os": f"{platform.system()} {platform.release()}", "arch": platform.machine()}
+
+
+def record(name, figures, engine_version=None):
+    """Write build/bench/NAME.json: the figures of one run, with the machine and the time."""
+    from . import BUILD
+    out = BUILD / "bench" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"name": name, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "machine": {**machine(), "engine": engine_version}, "figures": figures}
+    out.write_text(json.dumps(doc, indent=2, default=_plain) + "\n")
+    return out
+
+
+def _plain(value):
+    if isinstance(value, Timing):
+        return {"runs": value.runs, "min": value.min, "median": value.median}
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -92,7 +92,7 @@ def injected_parameters(path, extra=None):
     return {k: v for k, v in params.items() if k in declared}
 
 
-def run_all(paths=None, parameters=None):
+def run_all(paths=None, parameters=None, report_to=None):
     """Execute notebooks headless with papermill into build/executed/, write build/report.md."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -114,8 +114,10 @@ def run_all(paths=None, parameters=None):
         figures = figures_of(nbformat.read(out, as_version=4)) if out.exists() else {}
         rows.append((_rel(path), status, seconds, figures, note))
         print(f"  {status} in {seconds:.0f} s {note}", flush=True)
-    REPORT.write_text(report(rows))
-    print(f"report: {REPORT}")
+    report_to = report_to or REPORT
+    report_to.parent.mkdir(parents=True, exist_ok=True)
+    report_to.write_text(report(rows))
+    print(f"report: {report_to}")
     return 1 if failed else 0
 
 

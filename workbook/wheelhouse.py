@@ -3,10 +3,17 @@
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
+from email.parser import HeaderParser
 from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from . import BUILD, ROOT, WorkbookError
 
@@ -84,8 +91,42 @@ def download(force=False, client=None):
     return f"wheelhouse ready: {status(cpu)[1]} in {WHEELHOUSE}"
 
 
-def stage(context):
-    """Hard-link the wheelhouse into <context>/wheels/ so a build can COPY it (gitignored)."""
+def _requires(whl):
+    """The distributions a wheel depends on in a CPython 3.11 Linux container (no extras)."""
+    with zipfile.ZipFile(whl) as z:
+        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        headers = HeaderParser().parsestr(z.read(meta).decode())
+    env = {"python_version": PYTHON_VERSION, "python_full_version": PYTHON_VERSION + ".0",
+           "sys_platform": "linux", "platform_system": "Linux", "extra": ""}
+    deps = []
+    for line in headers.get_all("Requires-Dist") or []:
+        req = Requirement(line)
+        if req.marker is None or Marker(str(req.marker)).evaluate(env):
+            deps.append(canonicalize_name(req.name))
+    return deps
+
+
+def closure(requirements):
+    """The wheels a requirements file needs from the wheelhouse, dependencies included."""
+    wheels = {canonicalize_name(w.name.split("-")[0]): w for w in WHEELHOUSE.glob("*.whl")}
+    todo = [canonicalize_name(Requirement(ln).name) for ln in
+            (re.sub(r"#.*", "", ln).strip() for ln in Path(requirements).read_text().splitlines())
+            if ln]
+    found = {}
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        if name not in wheels:
+            raise WorkbookError(f"{name} is needed by {requirements} but not in the wheelhouse.",
+                                f"Pin it in {REQUIREMENTS.relative_to(ROOT)}, then `make wheelhouse`.")
+        found[name] = wheels[name]
+        todo += _requires(wheels[name])
+    return sorted(found.values())
+
+
+def stage(context, requirements=None):
+    """Hard-link the wheelhouse (or only what `requirements` needs) into <context>/wheels/."""
     ready, msg = status()
     if not ready:
         raise WorkbookError(f"The wheelhouse is not ready ({msg}).", "Run `make wheelhouse`.")
@@ -93,7 +134,7 @@ def stage(context):
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for whl in WHEELHOUSE.glob("*.whl"):
+    for whl in closure(requirements) if requirements else WHEELHOUSE.glob("*.whl"):
         try:
             os.link(whl, dest / whl.name)
         except OSError:  # another filesystem: copy instead

@@ -1,0 +1,197 @@
+"""The model service (docker/app): train it, build its image ladder, run it and call it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from . import ROOT, WorkbookError, bases, images, wheelhouse
+from .resources import host_port, labels, unique_name
+
+APP = ROOT / "docker" / "app"
+UI = ROOT / "docker" / "ui"
+MODEL = APP / "models" / "model.skops"
+PORT = "5000/tcp"
+
+# The image ladder: one model, six ways to package it (variant -> Dockerfile, what changes).
+LADDER = {
+    "naive": ("Dockerfile.naive", "the tutorial's bad examples: full base, COPY . . first, "
+              "a RUN per package, compilers, root"),
+    "slim": ("Dockerfile.slim", "slim base, every other mistake kept"),
+    "cache-friendly": ("Dockerfile.cache", "requirements installed before the code is copied"),
+    "multi-stage": ("Dockerfile.multistage", "a builder stage makes the venv; only it is copied"),
+    "production": ("Dockerfile", "non-root, HEALTHCHECK, OCI labels, gunicorn workers from env"),
+    "minimal": ("Dockerfile.minimal", "production minus what serving never reads (tests, pip, "
+                "headers, package managers, unused libraries), FROM scratch"),
+}
+
+# Known iris flowers and their species: every image must answer these identically.
+SAMPLES = [
+    ({"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}, "setosa"),
+    ({"sepal_length": 5.9, "sepal_width": 3.0, "petal_length": 4.2, "petal_width": 1.5},
+     "versicolor"),
+    ({"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3},
+     "virginica"),
+]
+
+
+def train(out=MODEL, model_version="1", fmt="skops"):
+    """python docker/app/train.py: fit the pipeline, print its metrics, save the model."""
+    cmd = [sys.executable, "train.py", "--out", os.path.relpath(out, APP),
+           "--model-version", str(model_version), "--format", fmt]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=APP)
+    if done.returncode:
+        raise WorkbookError(f"train.py failed:\n{done.stderr[-1500:]}",
+                            "Run `make install` so the host has the pinned scikit-learn.")
+    print(done.stdout, end="")
+    return out
+
+
+def ensure_model():
+    """Train the model once (the images copy docker/app/models/)."""
+    if not MODEL.exists() or MODEL.stat().st_mtime < (APP / "train.py").stat().st_mtime:
+        train()
+    return MODEL
+
+
+def prepare(context=APP):
+    """Make a build context complete: the trained model and the wheels its requirements need."""
+    ensure_model()
+    wheelhouse.stage(context, context / "requirements.txt")
+    return context
+
+
+def copy_context(dest):
+    """A scratch copy of docker/app to edit freely (lessons change code and time rebuilds)."""
+    prepare()
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(APP, dest, copy_function=_link, ignore=shutil.ignore_patterns(
+        "__pycache__", "*.pyc", ".pytest_cache"))
+    return dest
+
+
+def _link(src, dst):
+    try:  # wheels and the model are big and never edited: hard-link them
+        if "wheels" in str(src) or str(src).endswith(".skops"):
+            return os.link(src, dst)
+    except OSError:
+        pass
+    return shutil.copy2(src, dst)
+
+
+def tag(variant):
+    """The image name of a ladder variant."""
+    return f"workbook/app:{variant}"
+
+
+LADDER_OWNER = "ladder"  # ladder images are shared by lessons, labs and tests; make clean removes them
+
+
+def build(client, variant, owner=LADDER_OWNER, context=APP, **kw):
+    """Build one rung of the ladder as workbook/app:VARIANT (streams the step log)."""
+    if variant not in LADDER:
+        raise WorkbookError(f"No ladder variant {variant!r}.", f"Pick one of {', '.join(LADDER)}.")
+    prepare(context)
+    kw.setdefault("buildargs", bases.build_args(client))
+    return images.build(client, context, kw.pop("tag", tag(variant)), owner,
+                        dockerfile=LADDER[variant][0], **kw)
+
+
+def build_ui(client, owner=LADDER_OWNER, **kw):
+    """Build the Streamlit dashboard (docker/ui) as workbook/ui:latest."""
+    wheelhouse.stage(UI, UI / "requirements.txt")
+    kw.setdefault("buildargs", bases.build_args(client))
+    return images.build(client, UI, kw.pop("tag", "workbook/ui:latest"), owner, **kw)
+
+
+def run(client, image, owner, env=None, kind="api", **kw):
+    """docker run -d -p 127.0.0.1::5000 IMAGE, labelled for `owner`."""
+    return client.containers.run(
+        image, detach=True, name=unique_name(owner, kind), labels=labels(owner),
+        ports={PORT: ("127.0.0.1", None)}, environment=env or {}, **kw)
+
+
+def url(container, path=""):
+    """http://127.0.0.1:PORT/path for a container's published service port."""
+    return f"http://127.0.0.1:{host_port(container, PORT)}{path}"
+
+
+def call(target, path, payload=None, timeout=10, raw=None):
+    """GET (or POST JSON) to a container or base URL; return (status, parsed JSON body)."""
+    base = target if isinstance(target, str) else url(target)
+    data = raw if raw is not None else (None if payload is None else json.dumps(payload).encode())
+    req = urllib.request.Request(base + path, data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, _parse(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, _parse(err.read())
+
+
+def _parse(body):
+    """JSON when it is JSON, else the text (Streamlit's health check answers 'ok')."""
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        return body.decode(errors="replace")
+
+
+def _stopped(container, why):
+    container.reload()
+    state = container.attrs["State"]
+    tail = container.logs(tail=8).decode(errors="replace").strip()
+    return WorkbookError(f"{container.name} {why} (status {state['Status']}, exit code "
+                         f"{state['ExitCode']}). Last log lines:\n{tail}",
+                         "Read the log lines above; `container.logs()` has the rest.")
+
+
+def wait_ready(container, timeout=60, path="/health"):
+    """Poll GET /health until it answers 200; return the seconds it took."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise _stopped(container, "stopped before it answered")
+        try:
+            if call(container, path, timeout=2)[0] == 200:
+                return time.perf_counter() - start
+        except (OSError, LookupError):  # not listening yet
+            pass
+        time.sleep(0.05)
+    raise _stopped(container, f"did not answer {path} within {timeout} s")
+
+
+def health(container):
+    """Docker's health status of a container ('starting', 'healthy', 'unhealthy' or None)."""
+    container.reload()
+    return (container.attrs["State"].get("Health") or {}).get("Status")
+
+
+def wait_healthy(container, timeout=90):
+    """Wait until Docker reports the container healthy; return the seconds it took."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        status = health(container)
+        if status == "healthy":
+            return time.perf_counter() - start
+        if status is None:
+            raise WorkbookError(f"{container.name} has no HEALTHCHECK.",
+                                "Add a HEALTHCHECK to the Dockerfile (see lesson 04).")
+        if container.status in ("exited", "dead") or status == "unhealthy":
+            raise _stopped(container, f"became {status or container.status}")
+        time.sleep(0.1)
+    raise _stopped(container, f"was not healthy within {timeout} s")
+
+
+def predictions(target):
+    """The labels a running service gives SAMPLES (one batch request)."""
+    status, body = call(target, "/predict", [r for r, _ in SAMPLES])
+    if status != 200:
+        raise WorkbookError(f"/predict answered {status}: {body}", "Check the container's logs.")
+    return [p["label"] for p in body["predictions"]], body
