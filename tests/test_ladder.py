@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -144,3 +145,40 @@ def test_ladder_figures_are_written_as_json(tmp_path, monkeypatch):
     out = measure.record("demo", {"t": measure.Timing([1.0, 3.0, 2.0])}, "Docker Engine X")
     doc = json.loads(out.read_text())
     assert doc["figures"]["t"]["median"] == 2.0 and doc["machine"]["engine"] == "Docker Engine X"
+
+
+@pytest.fixture(scope="module")
+def production(client, ladder):
+    """The production image running with a small batch limit and three workers."""
+    c = service.run(client, ladder["production"].tags[0], OWNER,
+                    env={"MAX_BATCH": "2", "WORKERS": "3", "LOG_LEVEL": "warning"})
+    try:
+        service.wait_ready(c, timeout=60)
+        yield c
+    finally:
+        c.remove(force=True)
+
+
+@pytest.mark.parametrize("payload, raw, status, error", [
+    (None, b"{not json", 400, "invalid_json"),
+    ({"sepal_length": 5.1, "sepal_width": 3.5, "petal_lenght": 1.4, "petal_width": 0.2},
+     None, 422, "unknown_features"),
+    ([], None, 400, "empty_batch"),
+    ([service.SAMPLES[0][0]] * 3, None, 413, "batch_too_large"),  # MAX_BATCH=2 from the env
+])
+def test_container_refuses_bad_input_like_the_test_client(production, payload, raw, status, error):
+    got_status, body = service.call(production, "/predict", payload, raw=raw)
+    assert (got_status, body["error"]) == (status, error)
+
+
+def test_container_reads_its_settings_from_the_environment(production):
+    assert service.call(production, "/metadata")[1]["max_batch"] == 2
+    deadline = time.monotonic() + 10  # the master forks its workers one by one
+    while True:
+        procs = [p for p in production.top()["Processes"] if "gunicorn" in " ".join(p)]
+        if len(procs) == 1 + 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(procs) == 1 + 3  # the master and WORKERS=3
+    logs = production.logs().decode()
+    assert '"event": "request"' not in logs  # LOG_LEVEL=warning: no info lines
