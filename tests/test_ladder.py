@@ -1,7 +1,6 @@
 """The image ladder (docker/app): every rung builds, serves the same predictions, and differs
 from the one before in what it claims to fix."""
 
-import json
 import os
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import time
 
 import pytest
 
-from workbook import WorkbookError, footprint, resources, service
+from workbook import WorkbookError, footprint, service
 
 pytestmark = pytest.mark.engine
 OWNER = "tests"
@@ -137,14 +136,6 @@ def test_call_returns_text_when_the_body_is_not_json():
 def test_build_rejects_an_unknown_rung(client):
     with pytest.raises(WorkbookError, match="No ladder variant"):
         service.build(client, "tiny")
-
-
-def test_ladder_figures_are_written_as_json(tmp_path, monkeypatch):
-    from workbook import measure
-    monkeypatch.setattr("workbook.BUILD", tmp_path)
-    out = measure.record("demo", {"t": measure.Timing([1.0, 3.0, 2.0])}, "Docker Engine X")
-    doc = json.loads(out.read_text())
-    assert doc["figures"]["t"]["median"] == 2.0 and doc["machine"]["engine"] == "Docker Engine X"
 
 
 @pytest.fixture(scope="module")

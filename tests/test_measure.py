@@ -1,5 +1,7 @@
+import json
 import time
 
+from workbook import measure
 from workbook.measure import Timing, repeat, seconds, size
 
 
@@ -27,3 +29,10 @@ def test_seconds_and_size_formats():
     assert size(999) == "999 B"
     assert size(74_800_000) == "74.8 MB"
     assert size(1.5e9) == "1.5 GB"
+
+
+def test_record_writes_figures_as_json(tmp_path, monkeypatch):
+    monkeypatch.setattr("workbook.BUILD", tmp_path)
+    out = measure.record("demo", {"t": measure.Timing([1.0, 3.0, 2.0])}, "Docker Engine X")
+    doc = json.loads(out.read_text())
+    assert doc["figures"]["t"]["median"] == 2.0 and doc["machine"]["engine"] == "Docker Engine X"

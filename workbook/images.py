@@ -8,8 +8,7 @@ from docker.errors import APIError, BuildError, ImageNotFound
 from . import WorkbookError
 from .resources import IMAGE_REPO, STAGE_REPO, image_labels
 
-STEP = re.compile(r"^Step \d+/\d+ : ")
-STEP_NUMBER = re.compile(r"^Step (\d+)/\d+ : ")
+STEP = re.compile(r"^Step (\d+)/\d+ : ")
 FROM_STEP = re.compile(r"^Step \d+/\d+ : FROM ", re.I)
 LAYER = re.compile(r"^ ---> ([0-9a-f]{12})\s*$")
 
@@ -47,7 +46,7 @@ def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None
                 tail.append(text if text.endswith("\n") else text + "\n")
             if log == "all" or (log == "steps" and STEP.match(text)):
                 print(text, end="" if text.endswith("\n") else "\n", flush=True)
-            elif log == "progress" and (m := STEP_NUMBER.match(text)):
+            elif log == "progress" and (m := STEP.match(text)):
                 print(m.group(1), end=" ", flush=True)  # "1 2 3 ...": one line per build
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]

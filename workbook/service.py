@@ -67,21 +67,12 @@ def prepare(context=APP):
 
 def copy_context(dest):
     """A scratch copy of docker/app to edit freely (lessons change code and time rebuilds)."""
-    prepare()
+    ensure_model()
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(APP, dest, copy_function=_link, ignore=shutil.ignore_patterns(
-        "__pycache__", "*.pyc", ".pytest_cache"))
-    return dest
-
-
-def _link(src, dst):
-    try:  # wheels and the model are big and never edited: hard-link them
-        if "wheels" in str(src) or str(src).endswith(".skops"):
-            return os.link(src, dst)
-    except OSError:
-        pass
-    return shutil.copy2(src, dst)
+    shutil.copytree(APP, dest, ignore=shutil.ignore_patterns(
+        "wheels", "__pycache__", "*.pyc", ".pytest_cache"))
+    return prepare(dest)  # its own hard-linked wheels
 
 
 def tag(variant):

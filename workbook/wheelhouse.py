@@ -3,7 +3,6 @@
 import hashlib
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import zipfile
 from email.parser import HeaderParser
 from pathlib import Path
 
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -45,9 +43,9 @@ def platforms(cpu):
     return [f"manylinux_2_{v}_{cpu}" for v in range(36, 16, -1)] + [f"manylinux2014_{cpu}"]
 
 
-def pinned():
-    """The pinned requirement lines of docker/wheelhouse.txt."""
-    lines = [ln.split("#")[0].strip() for ln in REQUIREMENTS.read_text().splitlines()]
+def pinned(requirements=REQUIREMENTS):
+    """The requirement lines of a requirements file (docker/wheelhouse.txt by default)."""
+    lines = [ln.split("#")[0].strip() for ln in Path(requirements).read_text().splitlines()]
     return [ln for ln in lines if ln]
 
 
@@ -101,7 +99,7 @@ def _requires(whl):
     deps = []
     for line in headers.get_all("Requires-Dist") or []:
         req = Requirement(line)
-        if req.marker is None or Marker(str(req.marker)).evaluate(env):
+        if req.marker is None or req.marker.evaluate(env):
             deps.append(canonicalize_name(req.name))
     return deps
 
@@ -109,9 +107,7 @@ def _requires(whl):
 def closure(requirements):
     """The wheels a requirements file needs from the wheelhouse, dependencies included."""
     wheels = {canonicalize_name(w.name.split("-")[0]): w for w in WHEELHOUSE.glob("*.whl")}
-    todo = [canonicalize_name(Requirement(ln).name) for ln in
-            (re.sub(r"#.*", "", ln).strip() for ln in Path(requirements).read_text().splitlines())
-            if ln]
+    todo = [canonicalize_name(Requirement(ln).name) for ln in pinned(requirements)]
     found = {}
     while todo:
         name = todo.pop()
