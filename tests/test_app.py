@@ -26,7 +26,8 @@ import sklearn
 ROOT = Path(__file__).resolve().parents[1]
 APP_DIR = ROOT / "docker" / "app"
 BIN = Path(sys.executable).parent  # gunicorn from the same virtual environment
-SETTINGS = ["MODEL_PATH", "MODEL_SHA256", "MAX_BATCH", "LOG_LEVEL", "PORT", "WORKERS"]
+SETTINGS = ["MODEL_PATH", "MODEL_SHA256", "MAX_BATCH", "LOG_LEVEL", "PORT", "WORKERS",
+            "REDIS_URL", "CACHE_TTL", "API_TOKEN", "API_TOKEN_FILE"]
 
 
 def _import(name):
@@ -395,6 +396,113 @@ def test_a_bad_setting_is_refused(model, monkeypatch, name, value):
     assert refused.value.reason == "bad_setting" and name in refused.value.message
 
 
+# --- the prediction cache and the bearer token ---------------------------------------------
+# A real Redis serves the cache in tests/test_compose.py; here a dict stands in for it.
+
+class FakeRedis:
+    """The two Redis calls the cache makes, on a dict; `down` makes them fail like Redis."""
+
+    def __init__(self):
+        self.data, self.ttl, self.down = {}, {}, False
+
+    def get(self, key):
+        if self.down:
+            raise ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+        return self.data.get(key)
+
+    def set(self, key, value, ex=None):
+        if self.down:
+            raise ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+        self.data[key], self.ttl[key] = value.encode(), ex
+
+
+def test_a_repeated_request_is_served_from_the_cache(model):
+    fake = FakeRedis()
+    client = service.create_app(model, cache_client=fake).test_client()
+    first, second = post(client, [SETOSA, VIRGINICA]), post(client, [SETOSA, VIRGINICA])
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
+    assert first.get_json() == second.get_json()
+    [key] = fake.data
+    assert key.startswith("predict:" + hashlib.sha256(model.read_bytes()).hexdigest()[:16])
+    assert fake.ttl[key] == service.DEFAULT_CACHE_TTL
+
+
+def test_the_cache_key_ignores_how_the_json_was_written(model):
+    client = service.create_app(model, cache_client=FakeRedis()).test_client()
+    post(client, SETOSA)
+    reordered = json.dumps(dict(reversed(list(SETOSA.items())))).replace(" ", "")
+    assert post(client, reordered).headers["X-Cache"] == "hit"
+    assert post(client, VIRGINICA).headers["X-Cache"] == "miss"
+
+
+def test_a_cached_answer_is_never_served_for_another_model(model, tmp_path):
+    fake = FakeRedis()
+    post(service.create_app(model, cache_client=fake).test_client(), SETOSA)
+    other = tmp_path / "other.skops"
+    training.train(other, model_version="8")
+    assert post(service.create_app(other, cache_client=fake).test_client(),
+                SETOSA).headers["X-Cache"] == "miss"
+
+
+def test_a_dead_cache_is_logged_once_and_predictions_go_on(model, log_lines):
+    fake = FakeRedis()
+    client = service.create_app(model, cache_client=fake).test_client()
+    fake.down = True
+    answers = [post(client, SETOSA) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200] * 3
+    assert {a.headers["X-Cache"] for a in answers} == {"error"}
+    assert answers[0].get_json()["predictions"][0]["label"] == "setosa"
+    assert [ln["event"] for ln in log_lines].count("cache_unavailable") == 1
+    fake.down = False
+    assert post(client, SETOSA).headers["X-Cache"] == "miss"
+    assert "cache_available" in [ln["event"] for ln in log_lines]
+
+
+def test_no_redis_url_means_no_cache(client):
+    answer = post(client, SETOSA)
+    assert answer.headers["X-Cache"] == "off" and client.get("/metadata").get_json()["cache"] is None
+
+
+def test_a_redis_url_with_a_password_is_never_logged(model, monkeypatch, log_lines):
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:9/0")  # nothing listens on 9
+    client = service.create_app(model).test_client()
+    assert post(client, SETOSA).headers["X-Cache"] == "error"
+    assert "hunter2" not in json.dumps(log_lines) and "***@" in json.dumps(log_lines)
+
+
+def test_a_bad_redis_url_is_refused(model, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "http://redis:6379")
+    with pytest.raises(service.ModelRejected) as refused_start:
+        service.create_app(model)
+    assert refused_start.value.reason == "bad_setting" and "REDIS_URL" in refused_start.value.message
+
+
+def test_a_token_file_makes_predict_ask_for_the_token(model, tmp_path, monkeypatch):
+    secret = tmp_path / "api_token"
+    secret.write_text("s3cret-token\n")
+    monkeypatch.setenv("API_TOKEN_FILE", str(secret))
+    client = service.create_app(model).test_client()
+    for header in [{}, {"Authorization": "Bearer wrong"}]:
+        answer = post(client, SETOSA, headers=header)
+        assert answer.status_code == 401 and answer.get_json()["error"] == "unauthorized"
+        assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert post(client, SETOSA, headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    assert client.get("/health").status_code == 200  # health checks need no token
+    assert client.get("/metadata").get_json()["token_required"] is True
+
+
+@pytest.mark.parametrize("content", [None, ""], ids=["missing", "empty"])
+def test_an_unusable_token_file_is_refused(model, tmp_path, monkeypatch, content):
+    secret = tmp_path / "api_token"
+    if content is not None:
+        secret.write_text(content)
+    monkeypatch.setenv("API_TOKEN_FILE", str(secret))
+    with pytest.raises(service.ModelRejected) as refused_start:
+        service.create_app(model)
+    assert refused_start.value.reason == "bad_setting"
+    assert "API_TOKEN_FILE" in refused_start.value.message
+
+
 # --- refusals: one error line, SystemExit(3), no traceback --------------------------------
 
 def refused(path, log_lines):
@@ -582,7 +690,7 @@ def pins(path):
 
 def test_requirements_are_pinned_like_the_wheelhouse():
     requirements = pins(APP_DIR / "requirements.txt")
-    assert set(requirements) == {"flask", "gunicorn", "scikit-learn", "skops"}
+    assert set(requirements) == {"flask", "gunicorn", "scikit-learn", "skops", "redis"}
     wheelhouse = pins(ROOT / "docker" / "wheelhouse.txt")
     assert {name: wheelhouse.get(name) for name in requirements} == requirements
 

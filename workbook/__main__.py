@@ -1,4 +1,4 @@
-"""Command line: python -m workbook {engine,bases,wheelhouse,setup,doctor,run,execute,clean}."""
+"""Command line: python -m workbook {engine,bases,wheelhouse,setup,compose-env,doctor,run,bench,execute,clean}."""
 
 import argparse
 import sys
@@ -29,6 +29,13 @@ def cmd_setup(args):
     cmd_engine(args)
     cmd_bases(args)
     cmd_wheelhouse(args)
+
+
+def cmd_compose_env(args):
+    from . import bases
+    print("# docker/compose variables for this machine (python -m workbook compose-env > .env)")
+    for name, ref in bases.image_vars().items():
+        print(f"{name}={ref}")
 
 
 def cmd_doctor(args):
@@ -76,6 +83,7 @@ def main(argv=None):
         ("bases", cmd_bases, "resolve (or build offline) the base images"),
         ("wheelhouse", cmd_wheelhouse, "download the pinned wheels images install from"),
         ("setup", cmd_setup, "engine + bases + wheelhouse"),
+        ("compose-env", cmd_compose_env, "print the base images for docker/compose/.env"),
         ("doctor", cmd_doctor, "check everything the notebooks need"),
         ("run", cmd_run, "execute notebooks with papermill into build/executed/"),
         ("bench", cmd_bench, "run the measuring lessons; figures into build/bench/"),

@@ -45,6 +45,7 @@ class Base:
     build_arg: str
     recipe: str = ""  # folder with the stand-in's Dockerfile ('' = the debootstrap import)
     parent: str = ""
+    service: bool = False  # run as it is (compose's redis, nginx), not a base to build FROM
 
 
 BASES = {b.key: b for b in [
@@ -53,6 +54,11 @@ BASES = {b.key: b for b in [
          "docker/bases/python-slim", "debian-slim"),
     Base("python", "python:3.11", "workbook/python:3.11", "PYTHON_BUILD_IMAGE",
          "docker/bases/python", "python-slim"),
+    # The multi-service stack's other images; their stand-ins are Debian bookworm's packages.
+    Base("redis", "redis:7.0-bookworm", "workbook/redis:7.0-bookworm", "REDIS_IMAGE",
+         "docker/bases/redis", "debian-slim", service=True),
+    Base("nginx", "nginx:1.22", "workbook/nginx:1.22", "NGINX_IMAGE",
+         "docker/bases/nginx", "debian-slim", service=True),
 ]}
 
 
@@ -150,8 +156,13 @@ def resolve_all(client=None):
 
 
 def build_args(client=None):
-    """Build arguments that point the workbook's Dockerfiles at the resolved bases."""
-    return {BASES[k].build_arg: r.ref for k, r in resolve_all(client).items()}
+    """Build arguments that point the workbook's Python Dockerfiles at the resolved bases."""
+    return {BASES[k].build_arg: resolve(k, client).ref for k in BASES if not BASES[k].service}
+
+
+def image_vars(client=None):
+    """Every base as NAME_IMAGE=ref: the variables the compose files take (see .env.example)."""
+    return {b.build_arg: r.ref for b, r in ((BASES[k], r) for k, r in resolve_all(client).items())}
 
 
 def _standin_labels(base, want):

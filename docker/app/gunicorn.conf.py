@@ -2,7 +2,8 @@
 
     gunicorn --config gunicorn.conf.py 'app:create_app()'
 
-PORT (default 5000), WORKERS (default 2), LOG_LEVEL (default info).
+PORT (default 5000), WORKERS (default 2), LOG_LEVEL (default info),
+RELOAD=1 (development: restart the workers when the code changes; docker/compose/compose.dev.yaml).
 """
 
 import os
@@ -18,7 +19,9 @@ workers = int(os.environ.get("WORKERS") or 2)
 # Load the model once, in the master, before forking the workers: they share its memory
 # copy-on-write, start at once, and a refused model stops the master before any worker
 # starts (one clear log line, exit code 3) instead of every worker failing in turn.
-preload_app = True
+# RELOAD=1 turns preloading off: a preloaded app would keep its old code after a reload.
+reload = os.environ.get("RELOAD") == "1"
+preload_app = not reload
 
 loglevel = os.environ.get("LOG_LEVEL") or "info"
 accesslog = None  # the app logs each request itself, as one JSON line

@@ -1,0 +1,207 @@
+"""Drive Docker Compose v2 (`docker compose`) on the multi-service stack in docker/compose."""
+
+import errno
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ROOT, WorkbookError, bases, engine, service, wheelhouse
+
+STACK = ROOT / "docker" / "compose"
+FILE = STACK / "compose.yaml"
+DEV = STACK / "compose.dev.yaml"
+TUTORIAL = STACK / "tutorial" / "compose.yaml"
+NGINX_PORT = 8080  # preferred; another free one is used when it is taken
+
+
+def port_free(port, host="127.0.0.1"):
+    """True when nothing listens on host:port (we can bind it ourselves)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def pick_port(preferred):
+    """(port, note): `preferred` when free on 127.0.0.1, else one the OS picks, and why."""
+    if port_free(preferred):
+        return preferred, f"127.0.0.1:{preferred} is free"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return port, (f"127.0.0.1:{preferred} is taken (bind: address in use), "
+                  f"using 127.0.0.1:{port} instead")
+
+
+def short_error(stderr):
+    """Compose's own message without its noise: the lines that say what is wrong."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("time=", "#", "DEPRECATED", "Install the",
+                                                      "https://docs.docker.com/go/buildx"))]
+    text = " / ".join(lines[-3:]) or "(no message)"
+    return text.replace(str(ROOT) + "/", "")
+
+
+@dataclass
+class Project:
+    """One Compose project: its name, files and variables, and what it runs."""
+
+    name: str
+    owner: str
+    files: list = field(default_factory=lambda: [FILE])
+    env: dict = field(default_factory=dict)
+    echo: bool = True
+    port_note: str = ""  # how the nginx port was chosen
+
+    def command(self, *args):
+        """The full `docker compose` command line for `args`."""
+        files = [a for f in self.files for a in ("-f", os.path.relpath(f, ROOT))]
+        return [*engine.compose_cmd(), "-p", self.name, *files, *args]
+
+    def __call__(self, *args, check=True, timeout=600, echo=None):
+        """Run `docker compose ... ARGS` from the repository root; return its stdout."""
+        cmd = self.command(*args)
+        if self.echo if echo is None else echo:
+            shown = ["docker", "compose"] + cmd[len(engine.compose_cmd()):]
+            print("$", shlex.join(shown), flush=True)
+        # Classic builder: the same layer cache as the workbook's docker-py builds, so the
+        # images lessons 03-04 built are reused instead of built a second time by BuildKit.
+        env = {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_BAKE": "false",
+               **{k: str(v) for k, v in self.env.items()}}
+        try:
+            done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise WorkbookError(f"`docker compose {' '.join(args)}` did not finish in {timeout} s.",
+                                "Look at `docker compose ps` and `logs`.") from None
+        if check and done.returncode:
+            raise WorkbookError(f"docker compose {args[0]} failed: {short_error(done.stderr)}",
+                                "Fix what the message names, then run it again.")
+        return done if not check else done.stdout
+
+    def follow(self, *args, seconds=3.0):
+        """`docker compose logs --follow ARGS` for a few seconds; return the lines it printed."""
+        cmd = self.command("logs", "--follow", *args)
+        print("$", shlex.join(["docker", "compose"] + cmd[len(engine.compose_cmd()):]),
+              f"  (stopped after {seconds:g} s, as Ctrl-C would)", flush=True)
+        with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True) as proc:
+            try:
+                out, _ = proc.communicate(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                out, _ = proc.communicate()
+        return out.splitlines()
+
+    def containers(self, service_name=None, client=None):
+        """The project's containers (one service's when named), by service then number."""
+        client = client or engine.client()
+        labels = [f"com.docker.compose.project={self.name}"]
+        if service_name:
+            labels.append(f"com.docker.compose.service={service_name}")
+        found = client.containers.list(all=True, filters={"label": labels})
+        return sorted(found, key=lambda c: (c.labels.get("com.docker.compose.service", ""),
+                                            int(c.labels.get("com.docker.compose.container-number", 0))))
+
+    def ps(self):
+        """`docker compose ps` as a list of dicts (service, state, health, ports)."""
+        out = self("ps", "--all", "--format", "json", echo=False).strip()
+        rows = json.loads(out) if out.startswith("[") else [json.loads(ln) for ln in out.splitlines() if ln]
+        return sorted(rows, key=lambda r: (r["Service"], r["Name"]))
+
+    def url(self, path="", port=None):
+        """http://127.0.0.1:PORT/path through the project's published nginx port."""
+        return f"http://127.0.0.1:{port or self.env['NGINX_PORT']}{path}"
+
+    def wait_healthy(self, timeout=120, client=None):
+        """Wait until every container is healthy (or running, without a health check).
+
+        Return {container name: seconds}; on a failure or timeout, raise with each bad
+        container's state, last health-check output and last log lines.
+        """
+        start, ready = time.monotonic(), {}
+        while True:
+            pending = []
+            found = self.containers(client=client)
+            for c in found:
+                c.reload()
+                status, health = c.status, (c.attrs["State"].get("Health") or {}).get("Status")
+                if status == "running" and health in (None, "healthy"):
+                    ready.setdefault(c.name, round(time.monotonic() - start, 1))
+                elif status == "exited" or health == "unhealthy":
+                    raise WorkbookError(f"{c.name} is {health or status}:\n{diagnose(c)}",
+                                        "Fix what the health check or the log names, then "
+                                        "`up` again.")
+                else:
+                    pending.append(c)
+            if found and not pending:
+                return ready
+            if time.monotonic() - start > timeout:
+                what = "\n".join(f"{c.name}:\n{diagnose(c)}" for c in pending) or "no containers"
+                raise WorkbookError(f"Not healthy within {timeout} s:\n{what}",
+                                    "Read the health-check output and logs above.")
+            time.sleep(0.2)
+
+    def down(self):
+        """`docker compose down --volumes --remove-orphans`: containers, networks, volumes."""
+        self("down", "--volumes", "--remove-orphans", "--timeout", "5")
+
+
+def diagnose(container, lines=6):
+    """State, exit code, the last health-check output and the last log lines of a container."""
+    container.reload()
+    state = container.attrs["State"]
+    out = [f"  state {state['Status']}, exit code {state['ExitCode']}, "
+           f"OOMKilled {state.get('OOMKilled')}, restarts {container.attrs.get('RestartCount', 0)}"]
+    probes = (state.get("Health") or {}).get("Log") or []
+    if probes:
+        last = probes[-1]
+        out.append(f"  last health check: exit {last['ExitCode']}: "
+                   + (last["Output"].strip().splitlines() or [""])[-1][:300])
+    tail = container.logs(tail=lines).decode(errors="replace").strip()
+    out += [f"  log: {ln[:300]}" for ln in tail.splitlines()]
+    return "\n".join(out)
+
+
+def published(name, client=None):
+    """The 127.0.0.1 port the project's nginx already publishes, or None."""
+    client = client or engine.client()
+    for c in client.containers.list(filters={"label": [f"com.docker.compose.project={name}",
+                                                       "com.docker.compose.service=nginx"]}):
+        for b in c.attrs["NetworkSettings"]["Ports"].get("80/tcp") or []:
+            if b["HostIp"] == "127.0.0.1":
+                return int(b["HostPort"])
+    return None
+
+
+def variables(owner, name, client=None, port=NGINX_PORT, **extra):
+    """The stack's variables: resolved base images, the label owner, a free nginx port."""
+    running = published(name, client)
+    chosen, note = ((running, f"127.0.0.1:{running} is already this project's nginx")
+                    if running else pick_port(port))
+    env = {**bases.image_vars(client), "WORKBOOK_OWNER": owner, "NGINX_PORT": chosen,
+           "TAG": owner.split("_")[0], **extra}
+    return env, note
+
+
+def prepare():
+    """Everything the stack's build contexts need: the model and wheels (docker/app, docker/ui)."""
+    service.prepare(service.APP)
+    wheelhouse.stage(service.UI, service.UI / "requirements.txt")
+
+
+def project(owner, files=(FILE,), client=None, port=NGINX_PORT, **extra):
+    """A Project named after `owner` (compose names must be lower case) with its variables."""
+    name = "workbook-" + re.sub(r"[^a-z0-9-]", "-", owner.lower())
+    env, note = variables(owner, name, client, port, **extra)
+    return Project(name, owner, list(map(Path, files)), env, port_note=note)

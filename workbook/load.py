@@ -1,0 +1,58 @@
+"""Continuous requests in the background while something changes (a kill, an update)."""
+
+import threading
+import time
+from collections import Counter
+
+from . import service
+
+
+class Load:
+    """POST flowers to `url` (a /predict endpoint) from a thread until the `with` block ends.
+
+    with Load("http://127.0.0.1:8080/api/predict") as load:
+        ...               # kill a replica, roll out an update
+    load.sent, load.failed, load.versions, load.served_by, load.errors
+    """
+
+    # pause: about 40 requests a second, steady load that leaves the CPU to the services.
+    def __init__(self, url, headers=None, pause=0.02, timeout=5, vary=50):
+        self.url, self.headers, self.pause, self.timeout, self.vary = url, headers, pause, timeout, vary
+        self.sent = self.failed = 0
+        self.versions, self.served_by = Counter(), Counter()
+        self.errors = []  # the first few failures, to read
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        start, flower = time.perf_counter(), dict(service.SAMPLES[0][0])
+        while not self._stop.is_set():
+            # A slightly different flower each time, so that a cache cannot answer them all.
+            flower["sepal_length"] = round(4.5 + (self.sent % self.vary) / 100, 2)
+            self.sent += 1
+            try:
+                status, body = service.call(self.url, "", flower, self.timeout, headers=self.headers)
+            except OSError as exc:
+                status, body = None, repr(exc)
+            if status == 200:
+                self.versions[body["model_version"]] += 1
+                self.served_by[body["served_by"]] += 1
+            else:
+                self.failed += 1
+                if len(self.errors) < 5:
+                    self.errors.append((status, str(body)[:200]))
+            if self.pause:
+                time.sleep(self.pause)
+        self.seconds = time.perf_counter() - start
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=self.timeout + 1)
+
+    def __str__(self):
+        return f"{self.sent} requests, {self.failed} failed, versions {dict(self.versions)}"
