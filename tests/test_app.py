@@ -5,7 +5,6 @@ One model is trained into a temporary folder for the whole module.
 """
 
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -23,38 +22,17 @@ import pytest
 import skops.io as sio
 import sklearn
 
+from appmodules import APP_DIR, BIN, free_port, gunicorn_server, load, run_env
+
 ROOT = Path(__file__).resolve().parents[1]
-APP_DIR = ROOT / "docker" / "app"
-BIN = Path(sys.executable).parent  # gunicorn from the same virtual environment
-SETTINGS = ["MODEL_PATH", "MODEL_SHA256", "MAX_BATCH", "LOG_LEVEL", "PORT", "WORKERS",
-            "REDIS_URL", "CACHE_TTL", "API_TOKEN", "API_TOKEN_FILE"]
 
-
-def _import(name):
-    """Import docker/app/<name>.py (a folder of scripts, not a package) as model_service_<name>."""
-    spec = importlib.util.spec_from_file_location(f"model_service_{name}", APP_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-service = _import("app")
-training = _import("train")
+service = load("app")
+training = load("train")
 FEATURES = training.FEATURES
 SETOSA = dict(zip(FEATURES, [5.1, 3.5, 1.4, 0.2]))
 VERSICOLOR = dict(zip(FEATURES, [5.9, 3.0, 4.2, 1.5]))
 VIRGINICA = dict(zip(FEATURES, [6.7, 3.0, 5.2, 2.3]))
 MAX_BATCH = 3
-
-
-@pytest.fixture(scope="module", autouse=True)
-def clean_env():
-    """No service setting leaks in from the environment of whoever runs the tests."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in SETTINGS:
-            mp.delenv(name, raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -77,23 +55,6 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture
-def log_lines(monkeypatch):
-    """The service's log lines during one test, as its formatter writes them, parsed."""
-    lines = []
-    write = service.JsonFormatter.format
-
-    def format_and_keep(self, record):
-        text = write(self, record)
-        assert "\n" not in text  # one line per record
-        lines.append(json.loads(text))
-        return text
-
-    monkeypatch.setattr(service.JsonFormatter, "format", format_and_keep)
-    service.configure_logging("info")  # undo a LOG_LEVEL set by an earlier test
-    return lines
-
-
 def post(client, body, **kwargs):
     """POST /predict; `body` is sent as it is when it is text or bytes, else as JSON."""
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
@@ -112,20 +73,6 @@ def save(path, bundle, digest=False):
 def bundle_of(model):
     """The {"pipeline", "metadata"} dict saved in a model file."""
     return sio.load(model, trusted=service.TRUSTED)
-
-
-def free_port():
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_env(**settings):
-    """This environment without the service's settings, plus `settings`."""
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
-    env.update({k: str(v) for k, v in settings.items()})
-    return env
 
 
 # --- training -----------------------------------------------------------------------------
@@ -607,40 +554,12 @@ def test_a_refusal_exits_3_without_a_traceback(model, tmp_path):
 
 # --- real gunicorn on 127.0.0.1 -------------------------------------------------------------
 
-def gunicorn(model, port, log, **settings):
-    """Start gunicorn from docker/app with its config, bound to 127.0.0.1 only."""
-    return subprocess.Popen(
-        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "app:create_app()"], cwd=APP_DIR, stdout=log, stderr=subprocess.STDOUT,
-        env=run_env(MODEL_PATH=model, PORT=port, **settings))
-
-
 @pytest.fixture
 def server(model, tmp_path):
     """gunicorn with 2 workers; yields (base url, process, log file); always stopped."""
-    port, log_path = free_port(), tmp_path / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        process = gunicorn(model, port, log, WORKERS=2)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
+    log_path = tmp_path / "gunicorn.log"
+    with gunicorn_server(model, log_path, WORKERS=2) as (url, process):
         yield url, process, log_path
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def test_gunicorn_serves_with_a_preloaded_model(server):

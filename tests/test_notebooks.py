@@ -1,5 +1,7 @@
 """Committed notebooks are fresh, parameterised, complete; `make run` machinery works."""
 
+import json
+
 import nbformat
 import pytest
 
@@ -75,6 +77,8 @@ def test_run_all_injects_parameters_and_reports(tmp_path, monkeypatch):
     report = (tmp_path / "report.md").read_text()
     assert "| ok |" in report and "repeats seen: 7" in report
     assert "| FAILED |" in report and "ValueError: boom" in report
+    rows = json.loads((tmp_path / "report.json").read_text())  # the same, for lesson 08
+    assert [r["status"] for r in rows] == ["ok", "FAILED"] and all(r["seconds"] > 0 for r in rows)
     executed = nbformat.read(tmp_path / "executed" / "good.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
 

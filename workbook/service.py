@@ -5,11 +5,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
-from . import ROOT, WorkbookError, bases, images, wheelhouse
+from . import BUILD, ROOT, WorkbookError, bases, images, wheelhouse
 from .resources import host_port, labels, unique_name
 
 APP = ROOT / "docker" / "app"
@@ -28,6 +30,17 @@ LADDER = {
     "minimal": ("Dockerfile.minimal", "production minus what serving never reads (tests, pip, "
                 "headers, package managers, unused libraries), FROM scratch"),
 }
+
+# Variants beside the ladder, built only by the lessons and tests that use them (lesson 04
+# and tests/test_ladder.py go through LADDER, so they never build these).
+VARIANTS = {
+    **LADDER,
+    "onnx": ("Dockerfile.onnx", "production with the model converted to ONNX at build time and "
+             "served by onnxruntime: no scikit-learn, scipy, skops or joblib in the image"),
+}
+# The requirements files whose wheels a variant's context needs (default: requirements.txt).
+# Dockerfile.onnx installs two sets: the converter stage's and the final image's.
+CONTEXT_REQUIREMENTS = {"onnx": ("requirements-convert.txt", "requirements-onnx.txt")}
 
 # Known iris flowers and their species: every image must answer these identically.
 SAMPLES = [
@@ -58,21 +71,30 @@ def ensure_model():
     return MODEL
 
 
-def prepare(context=APP):
+def prepare(context=APP, variant=None):
     """Make a build context complete: the trained model and the wheels its requirements need."""
     ensure_model()
-    wheelhouse.stage(context, context / "requirements.txt")
+    files = CONTEXT_REQUIREMENTS.get(variant)
+    if not files:  # every ladder rung: requirements.txt's wheels, exactly as always
+        wheelhouse.stage(context, context / "requirements.txt")
+        return context
+    # wheelhouse.stage takes one requirements file: give it the union of the variant's.
+    with tempfile.TemporaryDirectory(prefix="requirements-") as tmp:
+        union = os.path.join(tmp, "requirements.txt")
+        with open(union, "w") as out:
+            out.writelines((context / name).read_text() + "\n" for name in files)
+        wheelhouse.stage(context, union)
     return context
 
 
-def copy_context(dest):
+def copy_context(dest, variant=None):
     """A scratch copy of docker/app to edit freely (lessons change code and time rebuilds)."""
     ensure_model()
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(APP, dest, ignore=shutil.ignore_patterns(
         "wheels", "__pycache__", "*.pyc", ".pytest_cache"))
-    return prepare(dest)  # its own hard-linked wheels
+    return prepare(dest, variant)  # its own hard-linked wheels
 
 
 def tag(variant):
@@ -84,13 +106,24 @@ LADDER_OWNER = "ladder"  # ladder images are shared by lessons, labs and tests; 
 
 
 def build(client, variant, owner=LADDER_OWNER, context=APP, **kw):
-    """Build one rung of the ladder as workbook/app:VARIANT (streams the step log)."""
-    if variant not in LADDER:
-        raise WorkbookError(f"No ladder variant {variant!r}.", f"Pick one of {', '.join(LADDER)}.")
-    prepare(context)
+    """Build one rung of the ladder (or a VARIANTS entry) as workbook/app:VARIANT.
+
+    A variant that needs other wheels than requirements.txt's (onnx) is built from a scratch
+    copy of docker/app when no context is given: docker/app/wheels/ stays exactly what the
+    ladder's builds stage and COPY, even while they run at the same time.
+    """
+    if variant not in VARIANTS:
+        raise WorkbookError(f"No ladder variant {variant!r}.",
+                            f"Pick one of {', '.join(VARIANTS)}.")
     kw.setdefault("buildargs", bases.build_args(client))
-    return images.build(client, context, kw.pop("tag", tag(variant)), owner,
-                        dockerfile=LADDER[variant][0], **kw)
+    image_tag, dockerfile = kw.pop("tag", tag(variant)), VARIANTS[variant][0]
+    if variant in CONTEXT_REQUIREMENTS and context == APP:
+        BUILD.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"context-{variant}-", dir=BUILD) as scratch:
+            scratch = copy_context(Path(scratch) / "app", variant)
+            return images.build(client, scratch, image_tag, owner, dockerfile=dockerfile, **kw)
+    prepare(context, variant)
+    return images.build(client, context, image_tag, owner, dockerfile=dockerfile, **kw)
 
 
 def build_ui(client, owner=LADDER_OWNER, **kw):

@@ -1,11 +1,14 @@
-"""The iris model service: a small Flask app around one scikit-learn pipeline saved with skops.
+"""The iris model service: a small Flask app around one scikit-learn pipeline saved with skops
+(or the same pipeline converted to ONNX by convert.py, then served with onnxruntime).
 
 Run it with gunicorn (settings in gunicorn.conf.py):
 
     gunicorn --config gunicorn.conf.py 'app:create_app()'
 
 Environment variables:
-    MODEL_PATH    the .skops file (default: models/model.skops next to this file)
+    MODEL_PATH    the .skops file (default: models/model.skops next to this file), or a .onnx
+                  file made by convert.py: onnxruntime serves it, and scikit-learn, scipy and
+                  skops need not be installed (docker/app/Dockerfile.onnx)
     MODEL_SHA256  the file's expected SHA-256 (optional; else a <model>.sha256 file is used)
     MAX_BATCH     most records per /predict request (default 100)
     LOG_LEVEL     debug, info, warning or error (default info)
@@ -40,8 +43,6 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 
 import numpy as np
-import sklearn
-import skops.io as sio
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -64,6 +65,9 @@ TRUSTED = []
 EXIT_REFUSED = 3
 METADATA_KEYS = {"model_version", "features", "classes", "metrics", "trained_with"}
 SERVING_PACKAGES = ["scikit-learn", "numpy", "scipy", "flask", "gunicorn"]
+# An ONNX model made by convert.py carries train.py's metadata as JSON under this key of its
+# metadata_props (the file has no room for a Python dict beside the graph).
+ONNX_METADATA_KEY = "workbook.metadata"
 
 log = logging.getLogger("model_service")
 
@@ -121,13 +125,12 @@ def reject(reason, message, model_path=None):
     raise ModelRejected(reason, message)
 
 
-def load_model(path, expected_sha256=None):
-    """Check and load a model file; return (pipeline, metadata, sha256) or reject it."""
-    if not path.is_file():
-        reject("missing_file", f"no model file at {path}: train one with `python train.py "
-                               f"--out {path}`, or set MODEL_PATH to an existing .skops file",
-               path)
-    data = path.read_bytes()  # checked and loaded from the same bytes: no swap in between
+def checked_bytes(path, expected_sha256=None):
+    """The file's bytes and SHA-256, checked against MODEL_SHA256 or the sidecar, or reject it.
+
+    The model is then loaded from these same bytes: no swap between check and load.
+    """
+    data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     sidecar = path.with_name(path.name + ".sha256")
     if expected_sha256:
@@ -141,6 +144,24 @@ def load_model(path, expected_sha256=None):
                                   f"{expected[:12] or 'nothing'}…: the file is damaged or was "
                                   "replaced; copy the model with its .sha256 again, or retrain",
                path)
+    return data, digest
+
+
+def load_model(path, expected_sha256=None):
+    """Check and load a model file; return (pipeline, metadata, sha256) or reject it.
+
+    A path ending in .onnx goes to load_onnx (onnxruntime). Anything else must be a skops
+    file, loaded with scikit-learn and skops, imported only then: the ONNX image has neither.
+    """
+    if path.suffix.lower() == ".onnx":
+        return load_onnx(path, expected_sha256)
+    if not path.is_file():
+        reject("missing_file", f"no model file at {path}: train one with `python train.py "
+                               f"--out {path}`, or set MODEL_PATH to an existing .skops file",
+               path)
+    data, digest = checked_bytes(path, expected_sha256)
+    import sklearn  # here, not at the top: the ONNX image has no scikit-learn
+    import skops.io as sio
     if not zipfile.is_zipfile(path):
         reject("not_skops", f"{path.name} is not a skops file (a pickle or joblib file?): this "
                             "service only loads skops files, which cannot run code when loaded; "
@@ -167,6 +188,65 @@ def load_model(path, expected_sha256=None):
                                    f"serves {sklearn.__version__}: retrain with train.py in this "
                                    f"image, or pin scikit-learn=={trained}", path)
     return bundle["pipeline"], meta, digest
+
+
+class OnnxModel:
+    """A pipeline converted by convert.py, run by onnxruntime: one input, label + probabilities."""
+
+    def __init__(self, session):
+        self.session = session
+        self.input = session.get_inputs()[0]
+        # float64 in, like scikit-learn (convert.py's choice; float32 would shift the 6th decimal)
+        self.dtype = np.float32 if self.input.type == "tensor(float)" else np.float64
+
+    def run(self, rows):
+        """(class indices, class probabilities) of rows of floats in feature order."""
+        x = np.array(rows, dtype=self.dtype)
+        labels, probabilities = self.session.run(None, {self.input.name: x})
+        return labels, probabilities
+
+
+def load_onnx(path, expected_sha256=None):
+    """Check and load an ONNX model made by convert.py; return (model, metadata, sha256)."""
+    if not path.is_file():
+        reject("missing_file", f"no model file at {path}: convert one with `python convert.py "
+                               f"--model models/model.skops --out {path}`, or set MODEL_PATH to "
+                               "an existing .onnx file", path)
+    data, digest = checked_bytes(path, expected_sha256)
+    try:
+        import onnxruntime as ort  # only the ONNX image (requirements-onnx.txt) has it
+    except ImportError:
+        reject("missing_runtime", f"{path.name} is an ONNX model but onnxruntime is not "
+                                  "installed here: serve the .skops file, or build "
+                                  "Dockerfile.onnx", path)
+    options = ort.SessionOptions()
+    # One thread, no pool: gunicorn forks its workers after the model is loaded (preload_app),
+    # and a thread pool does not survive a fork; one iris row needs no parallelism anyway.
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: its warnings are not JSON log lines
+    try:  # parses the protobuf; an ONNX file holds a graph of operators, no code to run
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        reject("not_onnx", f"{path.name} cannot be loaded as an ONNX model ({first}): convert "
+                           "the skops model with `python convert.py`", path)
+    try:
+        meta = json.loads(session.get_modelmeta().custom_metadata_map[ONNX_METADATA_KEY])
+    except (KeyError, ValueError):
+        meta = None
+    outputs = [o.type for o in session.get_outputs()]
+    inputs = session.get_inputs()
+    if not (isinstance(meta, dict) and METADATA_KEYS <= meta.keys()
+            and isinstance(meta["trained_with"], dict) and len(inputs) == 1
+            and inputs[0].type in ("tensor(double)", "tensor(float)")
+            and inputs[0].shape[-1:] == [len(meta["features"])]
+            and outputs[:1] == ["tensor(int64)"] and len(outputs) == 2
+            and outputs[1] in ("tensor(double)", "tensor(float)")):
+        reject("not_a_bundle", f"{path.name} is an ONNX model but not one from convert.py: "
+                               f"expected {ONNX_METADATA_KEY!r} in its metadata_props, one input "
+                               "of shape [N, features] and outputs (label, probabilities)", path)
+    meta["runtime"] = f"onnxruntime {ort.__version__}"
+    return OnnxModel(session), meta, digest
 
 
 def setting(name, default):
@@ -243,10 +323,10 @@ class Cache:
         self.up = True
 
 
-def serving_versions():
+def serving_versions(extra=()):
     """Python and the versions of the serving packages (None when one is not installed)."""
     versions = {"python": platform.python_version()}
-    for name in SERVING_PACKAGES:
+    for name in [*SERVING_PACKAGES, *extra]:
         try:
             versions[name] = package_metadata.version(name)
         except package_metadata.PackageNotFoundError:
@@ -315,9 +395,12 @@ def number(value, name, where, at):
 
 def predict_rows(pipeline, classes, rows):
     """The pipeline's label and class probabilities for each row."""
-    x = np.array(rows, dtype=float)
-    indices = pipeline.predict(x)
-    probabilities = pipeline.predict_proba(x)
+    if isinstance(pipeline, OnnxModel):
+        indices, probabilities = pipeline.run(rows)
+    else:
+        x = np.array(rows, dtype=float)
+        indices = pipeline.predict(x)
+        probabilities = pipeline.predict_proba(x)
     # Rounded, so that images with other BLAS builds return the same JSON.
     return [{"label": classes[int(i)], "class_index": int(i),
              "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}}
@@ -378,10 +461,14 @@ def create_app(model_path=None, max_batch=None, cache_client=None):
         """What is served, by what, and how it was trained."""
         model = app.extensions["model"]
         meta = model["metadata"]
+        # An ONNX model also says what converted it and what runs it ("runtime" only there:
+        # the skops answer stays as lessons 03 and 04 show it).
+        onnx = {key: meta[key] for key in ("runtime", "converted_with") if key in meta}
         return jsonify(model_version=meta["model_version"], features=meta["features"],
                        classes=meta["classes"], metrics=meta["metrics"],
-                       trained_with=meta["trained_with"], serving_with=serving_versions(),
-                       model_sha256=model["sha256"], max_batch=max_batch,
+                       trained_with=meta["trained_with"],
+                       serving_with=serving_versions(["onnxruntime"] if onnx else []),
+                       **onnx, model_sha256=model["sha256"], max_batch=max_batch,
                        cache="redis" if cache else None, token_required=bool(token))
 
     @app.post("/predict")
