@@ -39,6 +39,19 @@ def test_results_are_written_as_json_with_the_machine_and_as_csv(tmp_path, monke
                                             {"variant": "minimal", "bytes": "4"}]
 
 
+def test_charts_are_drawn_from_results_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "OUT", tmp_path)
+    timing = {"runs": [1.0, 2.0, 3.0], "min": 1.0, "median": 2.0}
+    doc = {"machine": {"host": "vm", "cores": 2}, "figures": {
+        "builds": {"production": {"cold": timing, "warm": timing, "code change": timing}},
+        "starts": {"production": {"first 200": timing, "healthy": timing}},
+        "paths": {"host process": {"one": {"p50": 0.002}}, "container": {"one": {"p50": 0.0021}}}}}
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    made = bench.charts()
+    assert [p.name for p in made] == ["builds.png", "starts.png", "latency.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in made)
+
+
 def test_the_variants_are_the_ladder_and_onnx():
     assert list(bench.variants()) == [*service.LADDER, "onnx"]
 

@@ -59,8 +59,11 @@ BENCH_PARAMETERS = {"cold": "all"}
 
 def cmd_bench(args):
     from . import BUILD, ROOT, notebooks
+    from . import bench
     code = notebooks.run_all([ROOT / p for p in BENCH_NOTEBOOKS], parameters=BENCH_PARAMETERS,
                              report_to=BUILD / "bench" / "report.md")
+    if code == 0:
+        bench.charts()
     for f in sorted((BUILD / "bench").glob("*.json")):
         print(f"  {f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}")
     return code

@@ -267,6 +267,35 @@ def write(results, engine_version):
     return path
 
 
+def charts(results=None):
+    """build/bench/{builds,starts,latency}.png from results.json (sizes.png: lesson 08 itself)."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no display needed under `make bench`
+    import matplotlib.pyplot as plt
+    doc = json.loads(Path(results or OUT / "results.json").read_text())
+    figures, machine_line = doc["figures"], f"{doc['machine']['host']}, {doc['machine']['cores']} cores"
+    made = []
+
+    def bars(name, title, xlabel, rows):
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+        ax.barh([r[0] for r in rows], [r[1] for r in rows], color="#4c72b0")
+        ax.invert_yaxis()
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"{title} ({machine_line})", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(OUT / name, dpi=100)
+        plt.close(fig)
+        made.append(OUT / name)
+
+    bars("builds.png", "Build time, median", "seconds",
+         [(f"{v} {kind}", t["median"]) for v, b in figures["builds"].items() for kind, t in b.items()])
+    bars("starts.png", "docker run to first 200 on /health, median", "seconds",
+         [(v, s["first 200"]["median"]) for v, s in figures["starts"].items()])
+    bars("latency.png", "p50 of one prediction", "milliseconds",
+         [(k, v["one"]["p50"] * 1000) for k, v in figures["paths"].items()])
+    return made
+
+
 def ms(s):
     """Milliseconds with two decimals: request latencies are too short for whole ms."""
     return f"{s * 1000:.2f} ms"
