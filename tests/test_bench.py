@@ -98,12 +98,12 @@ def test_host_container_and_nginx_all_answer_and_are_timed(client):
 
 @pytest.mark.engine
 def test_a_code_change_rebuild_reuses_the_dependency_layers(client, tmp_path):
-    context = service.copy_context(tmp_path / "app")
-    bench.build_seconds(client, "production", OWNER, context=context)
-    before = client.images.get("workbook/bench:production").history()
+    context, tag = service.copy_context(tmp_path / "app"), "workbook/bench-tests:production"
+    bench.build_seconds(client, "production", OWNER, context=context, tag=tag)
+    before = client.images.get(tag).history()
     bench.code_change(context, 1)
-    bench.build_seconds(client, "production", OWNER, context=context)
-    after = client.images.get("workbook/bench:production").history()
+    bench.build_seconds(client, "production", OWNER, context=context, tag=tag)
+    after = client.images.get(tag).history()
     def layer(history, where):  # the id of the COPY step that wrote `where`
         return [h["Id"] for h in history if f"in {where} " in (h["CreatedBy"] or "") + " "]
     assert layer(before, "/opt/venv") and layer(before, "/opt/venv") == layer(after, "/opt/venv")

@@ -42,11 +42,11 @@ def size_row(client, variant):
 
 # --- build times --------------------------------------------------------------------------
 
-def build_seconds(client, variant, owner, context=service.APP, nocache=False):
+def build_seconds(client, variant, owner, context=service.APP, nocache=False, tag=None):
     """Seconds for one `docker build` of a variant (nocache: every step runs again)."""
     start = time.perf_counter()
     service.build(client, variant, owner=owner, context=context, log="none", nocache=nocache,
-                  tag=f"workbook/bench:{variant}")
+                  tag=tag or f"workbook/bench:{variant}")
     return time.perf_counter() - start
 
 
