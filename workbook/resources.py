@@ -78,7 +78,7 @@ def cleanup(client, owner=None):
         removed.setdefault(kind, [])
         items = found.get(kind, [])
         if kind == "images":  # children (more layers) before the bases they build on
-            items = sorted(items, key=lambda i: -len(i.history()))
+            items = sorted(items, key=lambda i: -_depth(i))
         for item in items:
             try:
                 if kind == "containers":
@@ -101,6 +101,14 @@ def cleanup(client, owner=None):
                 elif exc.status_code != 404:
                     raise
     return removed
+
+
+def _depth(image):
+    """How many layers an image has (0 if it was removed meanwhile, e.g. by a parallel prune)."""
+    try:
+        return len(image.history())
+    except NotFound:
+        return 0
 
 
 def _name(item):
