@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -114,18 +113,23 @@ def throughput(url, body, clients=8, seconds=3.0):
     return sum(done) / (time.perf_counter() - start)
 
 
-def free_port():
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def answered(url, path, timeout, problem, fix):
+    """Poll GET url+path until it answers 200; raise WorkbookError(problem, fix) after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if service.call(url, path, timeout=2)[0] == 200:
+                return
+        except (OSError, LookupError):  # not listening yet, or its port not published yet
+            time.sleep(0.05)
+    raise WorkbookError(problem, fix)
 
 
 class HostServer:
     """The service under gunicorn on this machine (no container), on 127.0.0.1."""
 
     def __init__(self, workers):
-        self.workers, self.port, self.proc = workers, free_port(), None
+        self.workers, self.port, self.proc = workers, compose.free_port(), None
 
     def __enter__(self):
         env = {**os.environ, "WORKERS": str(self.workers), "MODEL_PATH": str(service.ensure_model()),
@@ -135,16 +139,13 @@ class HostServer:
                                       f"127.0.0.1:{self.port}", "app:create_app()"],
                                      cwd=service.APP, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if service.call(self.url, "/health", timeout=2)[0] == 200:
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise WorkbookError("gunicorn on the host did not answer /health in 60 s.",
-                            "Run `make install`; then try the gunicorn command by hand.")
+        try:
+            answered(self.url, "/health", 60, "gunicorn on the host did not answer /health in 60 s.",
+                     "Run `make install`; then try the gunicorn command by hand.")
+        except WorkbookError:
+            self.__exit__()
+            raise
+        return self
 
     def __exit__(self, *exc):
         self.proc.terminate()
@@ -168,7 +169,7 @@ class Container:
         if self.host_network:
             # gunicorn.conf.py binds 0.0.0.0; on the host's network that would be every
             # interface, so bind loopback only (command-line settings win over the file).
-            self.port = free_port()
+            self.port = compose.free_port()
             env["GUNICORN_CMD_ARGS"] = f"--bind 127.0.0.1:{self.port}"
             self.c = self.client.containers.run(
                 self.image, detach=True, network_mode="host", environment=env,
@@ -180,21 +181,11 @@ class Container:
             self.client.networks.get(self.network).disconnect(self.c)
             self.client.networks.get(self.network).connect(self.c, aliases=["api"])
         if self.host_network:
-            self._wait()
+            answered(self.url, "/health", 60, f"{self.c.name} did not answer on 127.0.0.1:"
+                     f"{self.port} in 60 s.", "Read its log: `docker logs` of it.")
         else:
             service.wait_ready(self.c)
         return self
-
-    def _wait(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if service.call(self.url, "/health", timeout=2)[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise WorkbookError(f"{self.c.name} did not answer on 127.0.0.1:{self.port} in {timeout} s.",
-                            "Read its log: `docker logs` of it.")
 
     def __exit__(self, *exc):
         self.c.remove(force=True)
@@ -224,14 +215,9 @@ class Proxy:
             tag, detach=True, name=resources.unique_name(self.owner, "nginx"),
             labels=resources.labels(self.owner), network=self.network,
             ports={"80/tcp": ("127.0.0.1", None)})
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if service.call(self.url, "/healthz", timeout=2)[0] == 200:
-                    return self
-            except (OSError, LookupError):
-                time.sleep(0.1)
-        raise WorkbookError("nginx did not answer /healthz in 30 s.", "Read `docker logs` of it.")
+        answered(self.url, "/healthz", 30, "nginx did not answer /healthz in 30 s.",
+                 "Read `docker logs` of it.")
+        return self
 
     def __exit__(self, *exc):
         self.c.remove(force=True)

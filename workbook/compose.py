@@ -32,13 +32,18 @@ def port_free(port, host="127.0.0.1"):
     return True
 
 
+def free_port():
+    """A TCP port the OS finds free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def pick_port(preferred):
     """(port, note): `preferred` when free on 127.0.0.1, else one the OS picks, and why."""
     if port_free(preferred):
         return preferred, f"127.0.0.1:{preferred} is free"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     return port, (f"127.0.0.1:{preferred} is taken (bind: address in use), "
                   f"using 127.0.0.1:{port} instead")
 
