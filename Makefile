@@ -8,13 +8,16 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 WB := $(BIN)/python -m workbook
 
-.PHONY: help install engine bases wheelhouse setup run test bench lab notebooks clean doctor
+.PHONY: help install engine bases wheelhouse setup run test bench lab labs notebooks clean doctor bundle load
 
 help:
 	@echo "make run    set up, then execute every notebook into build/executed/ (report: build/report.md)"
 	@echo "make test   set up, then unit tests + nbval over notebooks/ and solutions/"
 	@echo "make bench  set up, then run the measuring lessons; figures in build/bench/*.json"
 	@echo "make lab    set up, then open JupyterLab"
+	@echo "make labs   regenerate the learner's labs/ from solutions/"
+	@echo "make bundle write the classroom kit (images + wheelhouse) to build/bundle/ (BUNDLE=path)"
+	@echo "make load   load and verify a classroom kit on a machine with no network (BUNDLE=path)"
 	@echo "make clean  remove every Docker resource labelled 'workbook' (and nothing else)"
 
 $(VENV)/.installed: pyproject.toml
@@ -49,9 +52,20 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(LAB_ROOT) $(LAB_ARGS)
 
+# The learner's labs/ are generated from solutions/ (tests/test_labs.py checks they are current).
+labs: install
+	$(WB) labs
+
 # Re-execute committed notebooks in place after changing their code (maintainers).
 notebooks: setup
 	$(WB) execute $(or $(NB),$(wildcard notebooks/*.ipynb solutions/*.ipynb))
+
+# The classroom kit: one tar to copy from a USB stick; `make load` restores and verifies it.
+bundle: setup
+	$(WB) bundle $(if $(BUNDLE),--out $(BUNDLE))
+
+load: install
+	$(WB) load $(BUNDLE)
 
 doctor: install
 	$(WB) doctor

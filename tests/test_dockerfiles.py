@@ -10,7 +10,17 @@ from workbook.lint import hadolint
 # Dockerfiles that exist to be flagged, with the findings they must produce: the tutorial's
 # bad practices, all in the ladder's first rung.
 BAD_PRACTICES = ["DL3008", "DL3009", "DL3013", "DL3015", "DL3042", "DL3057", "DL3059"]
-MEANT_TO_FAIL = {"docker/app/Dockerfile.naive": BAD_PRACTICES}
+MEANT_TO_FAIL = {"docker/app/Dockerfile.naive": BAD_PRACTICES,
+                 # lesson 07: hadolint's security rules on purpose, and the tutorial's ENV secret
+                 "docker/security/Dockerfile.insecure": ["DL3002", "DL3004", "DL3008", "DL3020",
+                                                         "DL3025", "DL3066", "DL4006"],
+                 "docker/security/secrets/Dockerfile.env-secret": ["DL3064"],
+                 # lesson 10: the tutorial's Real-World Examples as written
+                 "docker/tutorial/flask-api/Dockerfile": ["DL3057"],
+                 "docker/tutorial/multi-service/api/Dockerfile": ["DL3008", "DL3013", "DL3015",
+                                                                  "DL3025", "DL3066"],
+                 "docker/tutorial/multi-service/ui/Dockerfile": ["DL3057"],
+                 "docker/tutorial/production/Dockerfile": ["DL3025", "DL3057", "DL3066"]}
 DOCKERFILES = sorted(p for p in (ROOT / "docker").rglob("Dockerfile*") if "wheels" not in p.parts)
 
 

@@ -1,4 +1,4 @@
-"""Command line: python -m workbook {engine,bases,wheelhouse,setup,compose-env,doctor,run,bench,execute,clean}."""
+"""Command line: python -m workbook {engine,bases,wheelhouse,setup,compose-env,doctor,run,bench,execute,labs,bundle,load,instructors,audit,clean}."""
 
 import argparse
 import sys
@@ -75,6 +75,57 @@ def cmd_execute(args):
         notebooks.execute_in_place(path)
 
 
+def cmd_labs(args):
+    from . import ROOT, labs
+    if args.check:
+        stale = labs.stale()
+        for path in stale:
+            print(f"out of date: {path.relative_to(ROOT)}")
+        return 1 if stale else 0
+    for path in labs.generate():
+        print(f"wrote {path.relative_to(ROOT)}")
+
+
+def cmd_bundle(args):
+    from . import bases, bundle, engine, images, service
+    c = engine.ensure()
+    for key in bases.BASES:
+        bases.resolve(key, client=c)
+    # Missing images are built; existing ones are bundled as they are (`make run` rebuilds them).
+    for variant in service.VARIANTS:
+        if not images.exists(c, service.tag(variant)):
+            service.build(c, variant, log="none")
+    if not images.exists(c, "workbook/ui:latest"):
+        service.build_ui(c, log="none")
+    out = args.out or bundle.default_path(c)
+    print(f"Writing {out} ...", flush=True)
+    print(bundle.describe(bundle.make(c, out), out))
+
+
+def cmd_load(args):
+    from . import bundle, engine
+    c = engine.ensure()
+    path = args.path or bundle.default_path(c)
+    print(f"Verifying and loading {path} ...", flush=True)
+    info = bundle.load(c, path)
+    print(f"loaded {len(info['images'])} images and {info['wheels']} wheels; every sha256 and "
+          "image id matches the bundle's manifest")
+
+
+def cmd_instructors(args):
+    from . import instructors
+    print(instructors.update())
+    print(f"updated {instructors.DOC.name}")
+
+
+def cmd_audit(args):
+    from . import audit, engine
+    result = audit.audit(args.dockerfile, args.image, engine.client(), compose=args.compose,
+                         run=not args.no_run)
+    print(result.as_json() if args.json else result.text())
+    return result.exit_code(args.fail_on)
+
+
 def cmd_clean(args):
     from . import engine, resources
     removed = resources.cleanup(engine.client(), owner=None)
@@ -94,14 +145,35 @@ def main(argv=None):
         ("run", cmd_run, "execute notebooks with papermill into build/executed/"),
         ("bench", cmd_bench, "run the measuring lessons; figures into build/bench/"),
         ("execute", cmd_execute, "re-execute committed notebooks in place (maintainers)"),
+        ("labs", cmd_labs, "generate labs/ from solutions/ (--check: only compare)"),
+        ("bundle", cmd_bundle, "write the classroom kit: images + wheelhouse in one tar"),
+        ("load", cmd_load, "load and verify a classroom kit (no network needed)"),
+        ("instructors", cmd_instructors, "rewrite INSTRUCTORS.md's timings from build/report.json"),
+        ("audit", cmd_audit, "the tutorial's Best Practices Checklist on an image"),
         ("clean", cmd_clean, "remove every Docker resource labelled 'workbook'"),
     ]:
         sp = sub.add_parser(name, help=hlp)
         sp.set_defaults(fn=fn)
         if name in ("bases", "wheelhouse", "setup"):
             sp.add_argument("--rebuild", action="store_true", help="ignore what exists")
+        if name == "labs":
+            sp.add_argument("--check", action="store_true", help="exit 1 if labs/ is out of date")
+        if name == "bundle":
+            sp.add_argument("--out", help="where to write it (default build/bundle/workbook-bundle-ARCH.tar)")
+        if name == "load":
+            sp.add_argument("path", nargs="?", help="the bundle (default build/bundle/workbook-bundle-ARCH.tar)")
         if name in ("run", "execute"):
             sp.add_argument("paths", nargs="*")
+        if name == "audit":
+            sp.add_argument("image")
+            sp.add_argument("--dockerfile", required=True, help="the Dockerfile it was built from")
+            sp.add_argument("--compose", help="a compose file whose resource limits apply to it")
+            sp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+            sp.add_argument("--fail-on", default="high",
+                            choices=["info", "low", "medium", "high", "critical", "never"],
+                            help="exit 1 when an item this severe or worse fails (default high)")
+            sp.add_argument("--no-run", action="store_true",
+                            help="judge without running the container")
     args = p.parse_args(argv)
     try:
         return args.fn(args) or 0

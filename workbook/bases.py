@@ -10,7 +10,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
 from docker.errors import DockerException, ImageNotFound
 
 from . import BUILD, LABEL, ROOT, WorkbookError
@@ -107,7 +106,7 @@ def _try_pull(client, ref):
     if _registry_down:
         return False
     try:
-        docker.DockerClient(base_url=client.api.base_url, timeout=60).images.pull(ref)
+        client.images.pull(ref)
         return True
     except DockerException:
         _registry_down = True

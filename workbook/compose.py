@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ROOT, WorkbookError, bases, engine, service, wheelhouse
+from .diagnose import read as read_state
 
 STACK = ROOT / "docker" / "compose"
 FILE = STACK / "compose.yaml"
@@ -163,18 +164,17 @@ class Project:
 
 
 def diagnose(container, lines=6):
-    """State, exit code, the last health-check output and the last log lines of a container."""
-    container.reload()
-    state = container.attrs["State"]
-    out = [f"  state {state['Status']}, exit code {state['ExitCode']}, "
-           f"OOMKilled {state.get('OOMKilled')}, restarts {container.attrs.get('RestartCount', 0)}"]
-    probes = (state.get("Health") or {}).get("Log") or []
-    if probes:
-        last = probes[-1]
-        out.append(f"  last health check: exit {last['ExitCode']}: "
-                   + (last["Output"].strip().splitlines() or [""])[-1][:300])
-    tail = container.logs(tail=lines).decode(errors="replace").strip()
-    out += [f"  log: {ln[:300]}" for ln in tail.splitlines()]
+    """State, exit code, the last health-check output and the last log lines of a container.
+
+    The raw facts, for wait_healthy's errors; workbook.diagnose.diagnose() interprets them.
+    """
+    st = read_state(container, lines)
+    out = [(f"  state {st.status}, exit code {st.exit_code}, "
+            f"OOMKilled {st.oom_killed}, restarts {st.restarts}")]
+    if st.probe:
+        out.append(f"  last health check: exit {st.probe['ExitCode']}: "
+                   + (st.probe["Output"].strip().splitlines() or [""])[-1][:300])
+    out += [f"  log: {ln[:300]}" for ln in st.logs]
     return "\n".join(out)
 
 

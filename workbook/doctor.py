@@ -52,6 +52,11 @@ def run_checks():
         checks.append(Check(f"base {base.official}", r is not None,
                             f"{r.ref} ({'official' if r.official else 'stand-in'})" if r else "not prepared",
                             "Run `make bases`."))
+    checks += platform_checks(c)
+    from . import bundle
+    is_loaded, msg = bundle.loaded(c)
+    checks.append(Check("classroom bundle", is_loaded or not bundle.MARKER.exists(), msg,
+                        "Run `make load` again (or `make setup` online).", required=False))
     ready, msg = wheelhouse.status(wheelhouse.arch(c))
     checks.append(Check("wheelhouse", ready, msg, "Run `make wheelhouse`."))
     from pathlib import Path
@@ -73,6 +78,44 @@ def present(c, key):
         if official or img.labels.get("workbook.recipe-hash") == bases.recipe_hash(key):
             return bases.Resolved(key, ref, official, "present")
     return None
+
+
+def platform_checks(c):
+    """The host's and the engine's architecture, and every workbook image built for another."""
+    import platform
+
+    from . import bundle, wheelhouse
+    host, engine_arch = platform.machine(), c.version()["Arch"]
+    same = wheelhouse.ARCHES.get(host.lower()) == wheelhouse.ARCHES.get(engine_arch.lower())
+    checks = [Check("architecture", same, f"host {host}, engine {bundle.engine_platform(c)}",
+                    "The engine emulates another CPU: builds and runs will be slow.", required=False)]
+    foreign = foreign_images(c)
+    checks.append(Check("image platforms", not foreign,
+                        f"every workbook image is {bundle.engine_platform(c)}" if not foreign else
+                        "; ".join(f"{ref} is {p}" for ref, p in foreign[:3])
+                        + (f" (+{len(foreign) - 3} more)" if len(foreign) > 3 else ""),
+                        "Rebuild them here (`make clean setup`), or load a bundle made on this "
+                        "architecture.", required=False))
+    return checks
+
+
+def foreign_images(c, refs=None):
+    """(ref, platform) of each image (default: every workbook/ image) not built for the engine's platform."""
+    from . import bundle
+    want = bundle.engine_platform(c)
+    if refs is None:
+        refs = sorted({t for img in c.api.images(filters={"label": "workbook"})  # raw: no inspect
+                       for t in img.get("RepoTags") or [] if t.startswith("workbook/")})
+    out = []
+    for ref in refs:
+        try:
+            img = c.images.get(ref)
+        except ImageNotFound:
+            continue
+        got = bundle.platform_of(img)
+        if got.split("/")[:2] != want.split("/")[:2]:
+            out.append((ref, got))
+    return out
 
 
 def registry_reachable(c):

@@ -6,6 +6,7 @@ from collections import deque
 from docker.errors import APIError, BuildError, ImageNotFound
 
 from . import WorkbookError
+from .bundle import cache_from
 from .resources import IMAGE_REPO, STAGE_REPO, image_labels
 
 STEP = re.compile(r"^Step (\d+)/\d+ : ")
@@ -26,7 +27,8 @@ def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None
     stream = client.api.build(
         path=str(path), tag=tag, dockerfile=dockerfile, buildargs=buildargs or {},
         labels=image_labels(owner, **(labels or {})), nocache=nocache, rm=True,
-        forcerm=True, decode=True)
+        forcerm=True, decode=True,
+        cache_from=cache_from(tag))  # docker load keeps no build cache: a loaded bundle's images are it
     image_id, layer, heads, finished = None, None, [], False
     try:
         for chunk in stream:

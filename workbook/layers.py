@@ -90,7 +90,7 @@ def entry_from_tarinfo(info):
     return Entry("/" + name.lstrip("/"), info.size, kind)
 
 
-class _Chunks(io.RawIOBase):
+class Chunks(io.RawIOBase):
     """A read-only file over an iterator of byte chunks (docker-py's save() stream)."""
 
     def __init__(self, chunks):
@@ -118,7 +118,7 @@ def _read_layer(fileobj):
 
 def layer_files(client, image_ref):
     """Each layer of the image, bottom first, as a list of Entry, streamed from `docker save`."""
-    stream = io.BufferedReader(_Chunks(client.images.get(image_ref).save(chunk_size=1 << 20)),
+    stream = io.BufferedReader(Chunks(client.images.get(image_ref).save(chunk_size=1 << 20)),
                                buffer_size=1 << 20)
     found, manifest = {}, None
     # One pass: the manifest may come before or after the layer tars.
