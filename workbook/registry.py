@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,7 @@ from typing import NamedTuple
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from . import BUILD, WorkbookError, images
+from .compose import free_port
 from .resources import host_port, labels, unique_name
 
 BINARY = "docker-registry"
@@ -73,13 +73,6 @@ def install(log=BUILD / "registry-install.log"):
     if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
         subprocess.run(["systemctl", "disable", "--now", BINARY], capture_output=True, check=False)
     return binary()
-
-
-def free_port():
-    """A TCP port nobody listens on at 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _die_with_parent():
