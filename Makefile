@@ -8,11 +8,13 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 WB := $(BIN)/python -m workbook
 
-.PHONY: help install engine bases wheelhouse setup run test bench lab labs notebooks clean doctor bundle load
+.PHONY: help install engine bases wheelhouse setup run test test-fast test-engine bench lab labs notebooks clean doctor bundle load
 
 help:
 	@echo "make run    set up, then execute every notebook into build/executed/ (report: build/report.md)"
-	@echo "make test   set up, then unit tests + nbval over notebooks/ and solutions/"
+	@echo "make test   set up, then unit tests + nbval over notebooks/ and solutions/ (the whole suite)"
+	@echo "make test-fast    the tests that need no Docker engine (API, manifests, labs, notebooks' shape)"
+	@echo "make test-engine  set up, then every test but the slow tier (ladder, stacks, Swarm, browser)"
 	@echo "make bench  set up, then run the measuring lessons; figures in build/bench/*.json"
 	@echo "make lab    set up, then open JupyterLab"
 	@echo "make labs   regenerate the learner's labs/ from solutions/"
@@ -43,6 +45,14 @@ run: setup
 
 test: setup
 	$(BIN)/pytest
+
+# The tiers (tests/conftest.py marks them from the fixtures a test uses): no engine needed,
+# then the engine without the slow tier. `make test` above is always the whole suite.
+test-fast: install
+	$(BIN)/pytest -m "not engine and not slow" tests
+
+test-engine: setup
+	$(BIN)/pytest -m "not slow"
 
 bench: setup
 	$(WB) bench

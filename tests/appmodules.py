@@ -8,12 +8,13 @@ import contextlib
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from workbook.resources import free_port
 
 APP_DIR = Path(__file__).resolve().parents[1] / "docker" / "app"
 # The service's settings (environment variables): tests start without any of them.
@@ -33,13 +34,6 @@ def load(name):
 
 
 BIN = Path(sys.executable).parent  # gunicorn from the same virtual environment
-
-
-def free_port():
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_env(**settings):

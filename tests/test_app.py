@@ -22,7 +22,8 @@ import pytest
 import skops.io as sio
 import sklearn
 
-from appmodules import APP_DIR, BIN, free_port, gunicorn_server, load, run_env
+from appmodules import APP_DIR, BIN, gunicorn_server, load, run_env
+from workbook.resources import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,16 +51,16 @@ def app(model):
 
 
 @pytest.fixture
-def client(app):
+def http(app):
     """Flask's test client: requests without a server."""
     return app.test_client()
 
 
-def post(client, body, **kwargs):
+def post(http, body, **kwargs):
     """POST /predict; `body` is sent as it is when it is text or bytes, else as JSON."""
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     kwargs.setdefault("content_type", "application/json")
-    return client.post("/predict", data=data, **kwargs)
+    return http.post("/predict", data=data, **kwargs)
 
 
 def save(path, bundle, digest=False):
@@ -111,8 +112,8 @@ def test_train_command_prints_a_short_report(tmp_path, capsys):
 
 # --- predictions ----------------------------------------------------------------------------
 
-def test_predict_one_record(client):
-    r = post(client, SETOSA)
+def test_predict_one_record(http):
+    r = post(http, SETOSA)
     assert r.status_code == 200
     body = r.get_json()
     assert body["model_version"] == "7" and body["served_by"] == socket.gethostname()
@@ -125,10 +126,10 @@ def test_predict_one_record(client):
     assert probabilities["setosa"] == max(probabilities.values())
 
 
-def test_predict_a_batch_keeps_its_order(client):
+def test_predict_a_batch_keeps_its_order(http):
     known = [(SETOSA, "setosa"), (VERSICOLOR, "versicolor"), (VIRGINICA, "virginica")]
     for batch in (known, known[::-1], [known[2], known[0], known[1]]):
-        r = post(client, [row for row, _ in batch])
+        r = post(http, [row for row, _ in batch])
         assert r.status_code == 200
         predictions = r.get_json()["predictions"]
         assert [p["label"] for p in predictions] == [label for _, label in batch]
@@ -138,13 +139,13 @@ def test_predict_a_batch_keeps_its_order(client):
             assert math.isclose(sum(p["probabilities"].values()), 1, abs_tol=1e-5)
 
 
-def test_predict_accepts_the_form_content_type_curl_sends(client):
-    r = post(client, SETOSA, content_type="application/x-www-form-urlencoded")
+def test_predict_accepts_the_form_content_type_curl_sends(http):
+    r = post(http, SETOSA, content_type="application/x-www-form-urlencoded")
     assert r.status_code == 200 and r.get_json()["predictions"][0]["label"] == "setosa"
 
 
-def test_integers_are_numbers(client):
-    r = post(client, dict(zip(FEATURES, [5, 3, 1, 0])))
+def test_integers_are_numbers(http):
+    r = post(http, dict(zip(FEATURES, [5, 3, 1, 0])))
     assert r.status_code == 200 and r.get_json()["predictions"][0]["label"] == "setosa"
 
 
@@ -210,9 +211,9 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
-def test_bad_input_is_a_clear_4xx(client, log_lines, case):
+def test_bad_input_is_a_clear_4xx(http, log_lines, case):
     body, status, error, words, details = BAD[case]
-    r = post(client, body)
+    r = post(http, body)
     assert r.status_code == status, r.get_data(as_text=True)
     assert r.is_json
     answer = r.get_json()
@@ -228,31 +229,31 @@ GARBAGE = [b"\xff\xfe\x00", b"{", b"[{}]", b'{"": 1}', b"[[], {}]", b'{"sepal_le
 
 
 @pytest.mark.parametrize("body", GARBAGE, ids=range(len(GARBAGE)))
-def test_garbage_never_reaches_the_catch_all(client, log_lines, body):
-    r = post(client, body)
+def test_garbage_never_reaches_the_catch_all(http, log_lines, body):
+    r = post(http, body)
     assert 400 <= r.status_code < 500 and r.is_json and "error" in r.get_json()
     assert "unhandled_error" not in [line["event"] for line in log_lines]
 
 
-def test_a_body_over_the_size_limit_is_a_json_413(client):
-    r = post(client, b" " * (service.MAX_BODY_BYTES + 1))
+def test_a_body_over_the_size_limit_is_a_json_413(http):
+    r = post(http, b" " * (service.MAX_BODY_BYTES + 1))
     assert r.status_code == 413 and r.is_json
     assert r.get_json()["error"] == "request_entity_too_large"
     assert "1 MB" in r.get_json()["message"]
 
 
-def test_unknown_path_is_a_json_404(client):
-    r = client.get("/predictions")
+def test_unknown_path_is_a_json_404(http):
+    r = http.get("/predictions")
     assert r.status_code == 404 and r.is_json
     assert r.get_json()["error"] == "not_found" and "POST /predict" in r.get_json()["message"]
 
 
-def test_wrong_method_is_a_json_405(client):
-    r = client.get("/predict")
+def test_wrong_method_is_a_json_405(http):
+    r = http.get("/predict")
     assert r.status_code == 405 and r.is_json and "POST" in r.headers["Allow"]
     assert r.get_json() == {"error": "method_not_allowed",
                             "message": "GET is not allowed on /predict: use POST"}
-    assert client.post("/health").get_json()["error"] == "method_not_allowed"
+    assert http.post("/health").get_json()["error"] == "method_not_allowed"
 
 
 def test_the_catch_all_answers_a_generic_json_500_and_logs_it(model, log_lines):
@@ -271,8 +272,8 @@ def test_the_catch_all_answers_a_generic_json_500_and_logs_it(model, log_lines):
 
 # --- health, metadata, logs ---------------------------------------------------------------
 
-def test_health(client):
-    assert client.get("/health").get_json() == {"status": "ok", "model_version": "7"}
+def test_health(http):
+    assert http.get("/health").get_json() == {"status": "ok", "model_version": "7"}
 
 
 def test_health_is_503_until_the_model_is_loaded(model):
@@ -282,8 +283,8 @@ def test_health_is_503_until_the_model_is_loaded(model):
     assert r.status_code == 503 and r.get_json() == {"status": "loading"}
 
 
-def test_metadata(client, model):
-    meta = client.get("/metadata").get_json()
+def test_metadata(http, model):
+    meta = http.get("/metadata").get_json()
     assert meta["model_version"] == "7" and meta["features"] == FEATURES
     assert meta["classes"] == training.CLASSES and meta["max_batch"] == MAX_BATCH
     assert meta["metrics"] == bundle_of(model)["metadata"]["metrics"]
@@ -299,10 +300,10 @@ def test_serving_versions_tolerate_a_missing_package(monkeypatch):
     assert service.serving_versions()["no-such-package"] is None
 
 
-def test_each_request_logs_one_json_line(client, log_lines):
-    post(client, [SETOSA, VIRGINICA])
-    post(client, {"petal_lenght": 1})
-    client.get("/health")
+def test_each_request_logs_one_json_line(http, log_lines):
+    post(http, [SETOSA, VIRGINICA])
+    post(http, {"petal_lenght": 1})
+    http.get("/health")
     ok, bad, health = log_lines
     assert ok["event"] == "request" and ok["level"] == "info" and ok["pid"] == os.getpid()
     assert {k: ok[k] for k in ("method", "path", "status", "records")} == {
@@ -329,9 +330,9 @@ def test_log_level_is_respected(model, log_lines, monkeypatch):
 def test_settings_come_from_the_environment(model, monkeypatch):
     monkeypatch.setenv("MODEL_PATH", str(model))
     monkeypatch.setenv("MAX_BATCH", "1")
-    client = service.create_app().test_client()
-    assert client.get("/metadata").get_json()["max_batch"] == 1
-    assert post(client, [SETOSA, SETOSA]).status_code == 413
+    http = service.create_app().test_client()
+    assert http.get("/metadata").get_json()["max_batch"] == 1
+    assert post(http, [SETOSA, SETOSA]).status_code == 413
 
 
 @pytest.mark.parametrize("name, value", [("MAX_BATCH", "lots"), ("MAX_BATCH", "0"),
@@ -365,8 +366,8 @@ class FakeRedis:
 
 def test_a_repeated_request_is_served_from_the_cache(model):
     fake = FakeRedis()
-    client = service.create_app(model, cache_client=fake).test_client()
-    first, second = post(client, [SETOSA, VIRGINICA]), post(client, [SETOSA, VIRGINICA])
+    http = service.create_app(model, cache_client=fake).test_client()
+    first, second = post(http, [SETOSA, VIRGINICA]), post(http, [SETOSA, VIRGINICA])
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
     assert first.get_json() == second.get_json()
     [key] = fake.data
@@ -375,11 +376,11 @@ def test_a_repeated_request_is_served_from_the_cache(model):
 
 
 def test_the_cache_key_ignores_how_the_json_was_written(model):
-    client = service.create_app(model, cache_client=FakeRedis()).test_client()
-    post(client, SETOSA)
+    http = service.create_app(model, cache_client=FakeRedis()).test_client()
+    post(http, SETOSA)
     reordered = json.dumps(dict(reversed(list(SETOSA.items())))).replace(" ", "")
-    assert post(client, reordered).headers["X-Cache"] == "hit"
-    assert post(client, VIRGINICA).headers["X-Cache"] == "miss"
+    assert post(http, reordered).headers["X-Cache"] == "hit"
+    assert post(http, VIRGINICA).headers["X-Cache"] == "miss"
 
 
 def test_a_cached_answer_is_never_served_for_another_model(model, tmp_path):
@@ -393,27 +394,27 @@ def test_a_cached_answer_is_never_served_for_another_model(model, tmp_path):
 
 def test_a_dead_cache_is_logged_once_and_predictions_go_on(model, log_lines):
     fake = FakeRedis()
-    client = service.create_app(model, cache_client=fake).test_client()
+    http = service.create_app(model, cache_client=fake).test_client()
     fake.down = True
-    answers = [post(client, SETOSA) for _ in range(3)]
+    answers = [post(http, SETOSA) for _ in range(3)]
     assert [a.status_code for a in answers] == [200] * 3
     assert {a.headers["X-Cache"] for a in answers} == {"error"}
     assert answers[0].get_json()["predictions"][0]["label"] == "setosa"
     assert [ln["event"] for ln in log_lines].count("cache_unavailable") == 1
     fake.down = False
-    assert post(client, SETOSA).headers["X-Cache"] == "miss"
+    assert post(http, SETOSA).headers["X-Cache"] == "miss"
     assert "cache_available" in [ln["event"] for ln in log_lines]
 
 
-def test_no_redis_url_means_no_cache(client):
-    answer = post(client, SETOSA)
-    assert answer.headers["X-Cache"] == "off" and client.get("/metadata").get_json()["cache"] is None
+def test_no_redis_url_means_no_cache(http):
+    answer = post(http, SETOSA)
+    assert answer.headers["X-Cache"] == "off" and http.get("/metadata").get_json()["cache"] is None
 
 
 def test_a_redis_url_with_a_password_is_never_logged(model, monkeypatch, log_lines):
     monkeypatch.setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:9/0")  # nothing listens on 9
-    client = service.create_app(model).test_client()
-    assert post(client, SETOSA).headers["X-Cache"] == "error"
+    http = service.create_app(model).test_client()
+    assert post(http, SETOSA).headers["X-Cache"] == "error"
     assert "hunter2" not in json.dumps(log_lines) and "***@" in json.dumps(log_lines)
 
 
@@ -428,14 +429,14 @@ def test_a_token_file_makes_predict_ask_for_the_token(model, tmp_path, monkeypat
     secret = tmp_path / "api_token"
     secret.write_text("s3cret-token\n")
     monkeypatch.setenv("API_TOKEN_FILE", str(secret))
-    client = service.create_app(model).test_client()
+    http = service.create_app(model).test_client()
     for header in [{}, {"Authorization": "Bearer wrong"}]:
-        answer = post(client, SETOSA, headers=header)
+        answer = post(http, SETOSA, headers=header)
         assert answer.status_code == 401 and answer.get_json()["error"] == "unauthorized"
         assert answer.headers["WWW-Authenticate"] == "Bearer"
-    assert post(client, SETOSA, headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
-    assert client.get("/health").status_code == 200  # health checks need no token
-    assert client.get("/metadata").get_json()["token_required"] is True
+    assert post(http, SETOSA, headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    assert http.get("/health").status_code == 200  # health checks need no token
+    assert http.get("/metadata").get_json()["token_required"] is True
 
 
 @pytest.mark.parametrize("content", [None, ""], ids=["missing", "empty"])

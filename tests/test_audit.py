@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from docker.api.client import APIClient
 
 from workbook import ROOT, audit, bases, images, resources, service, wheelhouse
 
@@ -115,7 +116,7 @@ def _context(path, files):
 
 
 @pytest.fixture(scope="module")
-def built(client, tmp_path_factory):
+def audit_images(client, tmp_path_factory):
     """The test images: good, bad, sick and no-start, with their Dockerfiles."""
     tmp = tmp_path_factory.mktemp("audit")
     args = bases.build_args(client)
@@ -140,15 +141,15 @@ def built(client, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def good(client, built):
-    ctx = built["good"]
+def good(client, audit_images):
+    ctx = audit_images["good"]
     return audit.audit(ctx / "Dockerfile", "workbook/test-audit:good", client,
                        compose=ctx / "compose.yaml", owner=OWNER)
 
 
 @pytest.fixture(scope="module")
-def bad(client, built):
-    ctx = built["bad"]
+def bad(client, audit_images):
+    ctx = audit_images["bad"]
     return audit.audit(ctx / "Dockerfile", "workbook/test-audit:bad", client,
                        compose=ctx / "compose.yaml", owner=OWNER)
 
@@ -156,7 +157,6 @@ def bad(client, built):
 ALWAYS_JUDGED = [k for k in audit.CHECKLIST if k != "vulnerabilities"]
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("key", ALWAYS_JUDGED)
 def test_item_passes_on_the_good_image(good, key):
     item = good.item(key)
@@ -164,7 +164,6 @@ def test_item_passes_on_the_good_image(good, key):
     assert item.evidence
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("key", ALWAYS_JUDGED)
 def test_item_fails_on_the_bad_image(bad, key):
     item = bad.item(key)
@@ -172,7 +171,6 @@ def test_item_fails_on_the_bad_image(bad, key):
     assert item.evidence
 
 
-@pytest.mark.engine
 def test_evidence_names_what_was_seen(good, bad):
     def text(a, key):
         return " ".join(a.item(key).evidence)
@@ -190,7 +188,6 @@ def test_evidence_names_what_was_seen(good, bad):
     assert good.run["uid"] == 1000 and good.run["health"] == "healthy"
 
 
-@pytest.mark.engine
 def test_vulnerability_inventory(client, bad):
     # Every Debian-based image here holds pip and setuptools with published advisories...
     item = bad.item("vulnerabilities")
@@ -204,9 +201,8 @@ def test_vulnerability_inventory(client, bad):
     assert "no package matches" in " ".join(minimal.item("vulnerabilities").evidence)
 
 
-@pytest.mark.engine
-def test_limits_not_applicable_without_compose_or_run_config(client, built):
-    ctx = built["good"]
+def test_limits_not_applicable_without_compose_or_run_config(client, audit_images):
+    ctx = audit_images["good"]
     a = audit.audit(ctx / "Dockerfile", "workbook/test-audit:good", client, run=False)
     assert a.item("resource-limits").status == "n/a"
     assert a.item("logging").status == "n/a"  # only a running container tells
@@ -217,9 +213,8 @@ def test_limits_not_applicable_without_compose_or_run_config(client, built):
     assert limited.item("healthcheck").status == "pass"  # the short run used the limits
 
 
-@pytest.mark.engine
-def test_a_failing_probe_is_unhealthy(client, built):
-    a = audit.audit(built["sick"] / "Dockerfile", "workbook/test-audit:sick", client, owner=OWNER)
+def test_a_failing_probe_is_unhealthy(client, audit_images):
+    a = audit.audit(audit_images["sick"] / "Dockerfile", "workbook/test-audit:sick", client, owner=OWNER)
     item = a.item("healthcheck")
     assert item.status == "fail"
     evidence = " ".join(item.evidence)
@@ -230,9 +225,8 @@ def test_a_failing_probe_is_unhealthy(client, built):
     assert a.run["diagnosis"]  # diagnose() explained the unhealthy container
 
 
-@pytest.mark.engine
-def test_a_container_that_cannot_start(client, built):
-    a = audit.audit(built["nostart"] / "Dockerfile", "workbook/test-audit:nostart", client,
+def test_a_container_that_cannot_start(client, audit_images):
+    a = audit.audit(audit_images["nostart"] / "Dockerfile", "workbook/test-audit:nostart", client,
                     owner=OWNER)
     assert not a.run["started"] and "gunicorn" in a.run["error"]
     assert a.item("healthcheck").status == "fail"
@@ -243,22 +237,35 @@ def test_a_container_that_cannot_start(client, built):
     assert leftover == []  # the short run removes its container
 
 
+def test_an_audit_reads_the_image_once(client, audit_images, monkeypatch):
+    saves, get_image = [], APIClient.get_image  # what Image.save() calls, on every client
+
+    def counted(self, image, *args, **kwargs):
+        saves.append(image)
+        return get_image(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(APIClient, "get_image", counted)
+    ctx = audit_images["bad"]
+    a = audit.audit(ctx / "Dockerfile", "workbook/test-audit:bad", client, run=False)
+    assert len(saves) == 1  # dive's figures, the secret scan and the inventory share it
+    assert [a.item(k).status for k in ("layers", "secrets", "vulnerabilities")] == ["fail"] * 3
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "workbook", "audit", *args],
                           capture_output=True, text=True, cwd=ROOT, check=False)
 
 
-@pytest.mark.engine
-def test_cli_exit_code_follows_fail_on_and_json_is_json(built):
-    bad = ["--dockerfile", str(built["bad"] / "Dockerfile"), "--compose",
-           str(built["bad"] / "compose.yaml"), "--no-run", "workbook/test-audit:bad"]
+def test_cli_exit_code_follows_fail_on_and_json_is_json(audit_images):
+    bad = ["--dockerfile", str(audit_images["bad"] / "Dockerfile"), "--compose",
+           str(audit_images["bad"] / "compose.yaml"), "--no-run", "workbook/test-audit:bad"]
     done = _cli(*bad, "--json", "--fail-on", "critical")
     assert done.returncode == 1, done.stderr  # the secret in ENV is critical
     doc = json.loads(done.stdout)
     assert {i["key"] for i in doc["items"]} == set(audit.CHECKLIST)
     assert next(i for i in doc["items"] if i["key"] == "secrets")["status"] == "fail"
     # The sick image's worst failure is below critical: CI passes at critical, fails at its worst.
-    sick = ["--dockerfile", str(built["sick"] / "Dockerfile"), "--no-run", "workbook/test-audit:sick"]
+    sick = ["--dockerfile", str(audit_images["sick"] / "Dockerfile"), "--no-run", "workbook/test-audit:sick"]
     done = _cli(*sick, "--fail-on", "critical")
     assert done.returncode == 0, done.stderr
     assert "FAIL" in done.stdout and "Implement health checks" in done.stdout
@@ -267,7 +274,7 @@ def test_cli_exit_code_follows_fail_on_and_json_is_json(built):
     assert worst != "critical" and _cli(*sick, "--fail-on", worst).returncode == 1
 
 
-def test_cli_names_a_missing_image():
+def test_cli_names_a_missing_image(client):  # the CLI asks the engine
     done = _cli("--dockerfile", str(ROOT / "docker/app/Dockerfile"), "workbook/no-such:image")
     assert done.returncode == 1 and "No image" in done.stderr and "Traceback" not in done.stderr
 

@@ -56,7 +56,6 @@ def test_recipe_hash_follows_instructions_not_comments(tmp_path, monkeypatch):
     assert after["python"] != before["python"]  # built on top of it
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("key", list(bases.BASES))
 def test_every_base_resolves_and_runs(client, key):
     r = bases.resolve(key, client)
@@ -70,7 +69,6 @@ def test_every_base_resolves_and_runs(client, key):
     assert out.decode().strip().startswith("12.")
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("key", ["python-slim", "python"])
 def test_python_bases_have_python_311_and_venv(client, key):
     ref = bases.resolve(key, client).ref
@@ -81,7 +79,6 @@ def test_python_bases_have_python_311_and_venv(client, key):
     assert out.decode().split()[1].startswith("3.11.")
 
 
-@pytest.mark.engine
 def test_full_python_has_a_compiler_and_slim_has_none(client):
     full, slim = bases.resolve("python", client).ref, bases.resolve("python-slim", client).ref
     probe = ["sh", "-c", "command -v gcc || echo none"]
@@ -89,7 +86,6 @@ def test_full_python_has_a_compiler_and_slim_has_none(client):
     assert client.containers.run(slim, probe, remove=True, labels={"workbook": "tests"}).strip() == b"none"
 
 
-@pytest.mark.engine
 def test_slim_standin_is_close_to_the_official_size(client):
     r = bases.resolve("debian-slim", client)
     if r.official:
@@ -101,3 +97,15 @@ def test_slim_standin_is_close_to_the_official_size(client):
 def test_describe_names_official_and_standin():
     line = bases.describe(bases.Resolved("python-slim", "workbook/python:3.11-slim", False, "built earlier"))
     assert "python:3.11-slim" in line and "stand-in" in line
+
+
+def test_build_args_resolve_the_bases_once_per_process(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bases, "_build_args", {})
+    monkeypatch.setattr(bases, "mode", lambda: "standin")
+    monkeypatch.setattr(bases, "resolve", lambda k, client=None: calls.append(k) or
+                        bases.Resolved(k, f"ref-of-{k}", False, "test"))
+    first = bases.build_args()
+    assert bases.build_args() == first and len(calls) == len(set(calls))
+    first["PYTHON_IMAGE"] = "changed by a caller"
+    assert bases.build_args()["PYTHON_IMAGE"] != "changed by a caller"

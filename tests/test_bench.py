@@ -58,24 +58,21 @@ def test_the_variants_are_the_ladder_and_onnx():
 
 # --- on the engine --------------------------------------------------------------------------
 
-@pytest.mark.engine
-def test_size_row_agrees_with_the_engine(client):
-    image = service.build(client, "production", log="none")
+def test_size_row_agrees_with_the_engine(client, production):
+    image = production
     row = bench.size_row(client, "production")
     assert row["bytes"] == image.attrs["Size"]
     assert row["layers_with_files"] == len([h for h in image.history() if h["Size"]])
     assert 0.9 < row["efficiency"] <= 1 and 0 <= row["wasted_bytes"] < row["bytes"]
 
 
-@pytest.mark.engine
-def test_start_seconds_first_answer_then_healthy(client):
+def test_start_seconds_first_answer_then_healthy(client, production):
     answered, healthy = bench.start_seconds(client, service.tag("production"), OWNER)
     assert 0 < answered <= healthy < 60
     assert not client.containers.list(all=True, filters={"label": f"workbook={OWNER}"})
 
 
-@pytest.mark.engine
-def test_host_container_and_nginx_all_answer_and_are_timed(client):
+def test_host_container_and_nginx_all_answer_and_are_timed(client, production):
     net = bench.network(client, OWNER)
     try:
         with bench.HostServer(workers=1) as host, \
@@ -96,7 +93,6 @@ def test_host_container_and_nginx_all_answer_and_are_timed(client):
     assert not client.containers.list(all=True, filters={"label": f"workbook={OWNER}"})
 
 
-@pytest.mark.engine
 def test_a_code_change_rebuild_reuses_the_dependency_layers(client, tmp_path):
     context, tag = service.copy_context(tmp_path / "app"), "workbook/bench-tests:production"
     bench.build_seconds(client, "production", OWNER, context=context, tag=tag)

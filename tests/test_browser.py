@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from workbook import BUILD, ROOT, resources
-from workbook.compose import free_port
+from workbook.resources import free_port
 
 try:
     import playwright.sync_api as playwright
@@ -31,7 +31,6 @@ START_WITHIN = 30  # seconds for JupyterLab to answer
 RUN_WITHIN = 120  # bound for notebook 00 run from the UI: 10-25 s, 50-80 s on a loaded machine
 STDERR = "application/vnd.jupyter.stderr"  # how JupyterLab marks tracebacks and stderr output
 
-pytestmark = pytest.mark.engine
 MISSING = (f"no {CHROMIUM}: `apt-get install chromium`" if not CHROMIUM.exists() else
            "playwright is not installed: `.venv/bin/pip install -e '.[dev]'`" if playwright is None
            else None)

@@ -9,11 +9,10 @@ import tarfile
 import pytest
 from docker.errors import ImageNotFound
 
-from workbook import bases, bundle, doctor, images, resources, wheelhouse
+from workbook import bases, bundle, doctor, engine, images, resources, wheelhouse
 
 OWNER = "test_bundle"
 TINY = "workbook/bundle-tiny:test"
-pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def kit(client, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(wheelhouse, "WHEELHOUSE", src)
         mp.setattr(wheelhouse, "STAMP", src / ".requirements.sha256")
-        mp.setattr(bundle, "MARKER", tmp / "bundle-loaded.json")
+        mp.setattr(images, "MARKER", tmp / "bundle-loaded.json")
         manifest = bundle.make(client, tmp / "kit.tar", refs)
         yield {"tmp": tmp, "path": tmp / "kit.tar", "manifest": manifest, "refs": refs, "src": src, "mp": mp}
     resources.cleanup(client, OWNER)
@@ -45,7 +44,7 @@ def test_manifest_records_every_image_and_file(client, kit):
     assert [e["ref"] for e in m["images"]] == kit["refs"]
     for e in m["images"]:
         assert e["id"] == client.images.get(e["ref"]).id
-        assert e["platform"] == bundle.engine_platform(client)
+        assert e["platform"] == engine.platform(client)
     wheels = sorted(p.name for p in kit["src"].glob("*.whl"))
     assert sorted(n[len(bundle.WHEELS):] for n in m["files"] if n.startswith(bundle.WHEELS)) == wheels
     for w in wheels:
@@ -94,7 +93,7 @@ def test_round_trip_remove_load_verify_build_offline(client, kit):
 
 def test_doctor_notices_an_image_changed_after_loading(client, kit, tmp_path):
     marker = tmp_path / "bundle-loaded.json"
-    kit["mp"].setattr(bundle, "MARKER", marker)
+    kit["mp"].setattr(images, "MARKER", marker)
     ok, text = bundle.loaded(client)
     assert not ok and "none loaded" in text
     wrong = {"bundle": str(kit["path"]), "loaded": "2026-01-01T00:00:00+00:00", "wheels": 0,
@@ -193,9 +192,9 @@ def test_doctor_warns_about_an_image_of_another_platform(client, kit):
 
 
 def test_cache_from_only_for_images_a_loaded_bundle_brought(tmp_path, monkeypatch):
-    monkeypatch.setattr(bundle, "MARKER", tmp_path / "bundle-loaded.json")
-    assert bundle.cache_from(TINY) is None  # no bundle loaded: the engine's own cache as always
-    bundle.MARKER.write_text(json.dumps({"images": [{"ref": TINY, "id": "sha256:x"},
+    monkeypatch.setattr(images, "MARKER", tmp_path / "bundle-loaded.json")
+    assert images.cache_from(TINY) is None  # no bundle loaded: the engine's own cache as always
+    images.MARKER.write_text(json.dumps({"images": [{"ref": TINY, "id": "sha256:x"},
                                                     {"ref": "workbook/python:3.11-slim", "id": "sha256:y"}]}))
-    assert bundle.cache_from(TINY) == [TINY, "workbook/python:3.11-slim"]
-    assert bundle.cache_from("workbook/other:tag") is None
+    assert images.cache_from(TINY) == [TINY, "workbook/python:3.11-slim"]
+    assert images.cache_from("workbook/other:tag") is None

@@ -8,7 +8,6 @@ import pytest
 from workbook import checks, resources
 
 OWNER = "test_checks"
-pytestmark = pytest.mark.engine
 
 HEAD = """\
 ARG PYTHON_BUILD_IMAGE=python:3.11

@@ -1,4 +1,4 @@
-"""The checks of labs 05-07 (workbook/checks.py, end of file) on the real engine.
+"""The checks of labs 05-07 (workbook/checks/*_lab.py) on the real engine.
 
 Each check accepts a correct answer that differs from the official solution and rejects
 plausible wrong ones with the hint that names the concept. Wrong answers a file inspection
@@ -65,7 +65,6 @@ def lab05(client):
     assert resources.find(client, lab.owner)["containers"] == []
 
 
-@pytest.mark.engine
 def test_lab05_not_done_while_the_file_has_todos(client, lab05):
     lab_with(lab05, "compose.yaml", "services:\n  api:\n    image: workbook/app:production\n"
                                     "    # TODO: REDIS_URL, ports, depends_on\n")
@@ -73,7 +72,6 @@ def test_lab05_not_done_while_the_file_has_todos(client, lab05):
     assert report.not_done and "TODO" in report.not_done and not report.criteria
 
 
-@pytest.mark.engine
 def test_lab05_accepts_another_correct_stack(client, lab05):
     report = checks.compose_stack(client, lab_with(lab05, "compose.yaml", COMPOSE_OK), quiet=True)
     assert report.passed, str(report)
@@ -82,7 +80,6 @@ def test_lab05_accepts_another_correct_stack(client, lab05):
     assert not checks.compose_project(client, lab05).containers(client=client)  # down after
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("change, failed, hint", [
     (("depends_on:\n      cache: {condition: service_healthy, restart: true}",
       "depends_on: [cache]"),
@@ -103,7 +100,6 @@ def test_lab05_rejects_a_file_mistake_without_running_it(client, lab05, change, 
     assert report.get("docker compose up starts every service") is None  # nothing ran
 
 
-@pytest.mark.engine
 def test_lab05_rejects_an_invalid_file(client, lab05):
     report = checks.compose_stack(client, lab_with(lab05, "compose.yaml", COMPOSE_OK.replace(
         "    image: ${REDIS_IMAGE}", "    image: ${REDIS_IMAGE}\n    image: redis")), quiet=True)
@@ -111,7 +107,6 @@ def test_lab05_rejects_an_invalid_file(client, lab05):
     assert "already defined" in report.criteria[0].detail
 
 
-@pytest.mark.engine
 def test_lab05_a_redis_that_refuses_shows_in_the_cache_header(client, lab05):
     """Behaviour only: the file is right but Redis refuses other containers (protected mode)."""
     text = COMPOSE_OK.replace('    command: redis-server --protected-mode no --save ""\n', "")
@@ -168,14 +163,12 @@ def lab07(client):
     swarm.leave_if_started(client, started, owners=(lab.owner,))
 
 
-@pytest.mark.engine
 def test_lab07_not_done_without_a_stack_file(client, lab07):
     (lab07.path / "stack.yaml").unlink(missing_ok=True)
     report = checks.rolling_update(client, lab07, quiet=True)
     assert report.not_done and "does not exist yet" in report.not_done
 
 
-@pytest.mark.engine
 def test_lab07_accepts_another_correct_policy(client, lab07):
     """Two replicas replaced together, no delay, the image's own health check."""
     policy = "{parallelism: 2, order: start-first, failure_action: rollback, monitor: 2s}"
@@ -187,7 +180,6 @@ def test_lab07_accepts_another_correct_policy(client, lab07):
     assert report.figures["update to v2: failed requests"].startswith("0 of ")
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("update, healthcheck, failed, hint", [
     ("{order: start-first}", "",
      "a failed update rolls itself back (update_config.failure_action: rollback)", "pause"),
@@ -203,7 +195,6 @@ def test_lab07_rejects_a_policy_mistake_without_deploying(client, lab07, update,
     assert report.get("v1 deployed behind nginx") is None
 
 
-@pytest.mark.engine
 def test_lab07_a_stop_first_update_drops_requests(client, lab07):
     """Behaviour: one replica, stop-first: requests fail while no task answers."""
     lab_with(lab07, "stack.yaml", stack_file(
@@ -231,7 +222,6 @@ def given(lab, case):
     return (lab.path / "given" / case / checks.CASE_FILES[checks.CASES[case]]).read_text()
 
 
-@pytest.mark.engine
 def test_lab06_given_cases_are_broken_and_say_nothing_of_why(client, lab06):
     for case, name in checks.CASES.items():
         assert name not in given(lab06, case) and "#" not in given(lab06, case)
@@ -242,13 +232,11 @@ def test_lab06_given_cases_are_broken_and_say_nothing_of_why(client, lab06):
     assert states["case3"]["OOMKilled"] and states["case3"]["ExitCode"] == 137
 
 
-@pytest.mark.engine
 def test_lab06_not_done_before_anything_is_recorded(client, lab06):
     report = checks.troubleshooting(client, lab06, {c: "" for c in checks.CASES}, quiet=True)
     assert report.not_done and not report.criteria
 
 
-@pytest.mark.engine
 def test_lab06_accepts_other_words_and_other_fixes(client, lab06):
     (lab06.path / "case1" / "Dockerfile").write_text(given(lab06, "case1").split("HEALTHCHECK")[0]
         + "HEALTHCHECK --interval=2s CMD python -c \"import urllib.request as r; "
@@ -265,7 +253,6 @@ def test_lab06_accepts_other_words_and_other_fixes(client, lab06):
     assert report.figures == {"diagnoses right": "3 of 3", "cases fixed": "3 of 3"}
 
 
-@pytest.mark.engine
 def test_lab06_rejects_symptoms_and_fixes_that_do_not_fix(client, lab06):
     """'crashed' names no cause; the probe's ModuleNotFoundError is not the app's; a limit
     still too low is still OOM; a probe with curl, which the image lacks, stays unhealthy."""

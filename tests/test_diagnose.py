@@ -6,17 +6,16 @@ import time
 import pytest
 from docker.errors import APIError
 
-from workbook import WorkbookError, bases, broken, engine, resources, service
+from workbook import WorkbookError, bases, broken, resources, service
 from workbook.diagnose import CAUSES, Diagnosis, diagnose, meaning, watch_events
 
 OWNER = "test_diagnose"
-pytestmark = pytest.mark.engine
 
 
-@pytest.fixture(scope="module")
-def client():
-    client = engine.client()
-    yield client
+@pytest.fixture(scope="module", autouse=True)
+def cleanup(client):
+    """Whatever a test leaves of OWNER goes at the end of the module."""
+    yield
     resources.cleanup(client, OWNER)
 
 
@@ -33,7 +32,9 @@ def run(client, image, command, **kw):
     return container
 
 
-# --- every scenario under docker/broken: broken -> its cause, fixed -> ok and working ----------
+# --- every scenario under docker/broken ------------------------------------------------------
+# Broken -> its cause, fixed -> ok and working, for all 13: lesson 09 runs each under nbval and
+# its committed outputs show the cause, the "Try:" line and `works: True` (not repeated here).
 
 def test_every_folder_is_a_scenario_and_every_cause_is_known():
     folders = {p.name for p in broken.BROKEN.iterdir() if (p / "compose.yaml").exists()}
@@ -41,24 +42,6 @@ def test_every_folder_is_a_scenario_and_every_cause_is_known():
     for name, scenario in broken.SCENARIOS.items():
         assert scenario.cause in CAUSES and scenario.cause != "ok", name
         assert (broken.BROKEN / name / "compose.fixed.yaml").exists(), name
-
-
-@pytest.mark.parametrize("name", list(broken.SCENARIOS))
-def test_scenario_broken_then_fixed(client, name):
-    scenario = broken.SCENARIOS[name]
-    try:
-        sick = broken.start(client, name, OWNER)
-        found = diagnose(sick)
-        assert (found.ok, found.cause) == (False, scenario.cause), str(found)
-        assert str(found) == found.text and sick.name in found.text and "Try:" in found.text
-        assert not broken.works(sick)
-
-        fixed = broken.start_fixed(client, name, OWNER)
-        found = diagnose(fixed)
-        assert (found.ok, found.cause) == (True, "ok"), str(found)
-        assert broken.works(fixed)
-    finally:
-        broken.down(client, name, OWNER)
 
 
 def test_watch_events_sees_the_oom_kill_live(client):
@@ -89,8 +72,8 @@ def test_an_unknown_scenario_is_a_learner_error(client):
 
 # --- healthy containers: diagnose must report nothing ---------------------------------------
 
-def test_a_healthy_production_container_is_ok(client):
-    api = service.run(client, service.build(client, "production"), OWNER, env={"WORKERS": "1"})
+def test_a_healthy_production_container_is_ok(client, production):
+    api = service.run(client, production, OWNER, env={"WORKERS": "1"})
     service.wait_healthy(api)
     found = diagnose(api)
     assert found == Diagnosis(True, "ok", f"{api.name} is running (healthy): nothing wrong found.")

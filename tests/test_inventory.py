@@ -131,7 +131,6 @@ def _in_container(client, image, command):
     return out.decode()
 
 
-@pytest.mark.engine
 def test_debian_packages_are_what_dpkg_says(client, production):
     image, packages = production
     listed = _in_container(client, image.id, ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n"])
@@ -139,7 +138,6 @@ def test_debian_packages_are_what_dpkg_says(client, production):
         tuple(line.split()) for line in listed.splitlines()}
 
 
-@pytest.mark.engine
 def test_python_packages_are_what_pip_says(client, production):
     image, packages = production
     listed = json.loads(_in_container(client, image.id, ["/opt/venv/bin/python", "-m", "pip", "list",
@@ -149,7 +147,6 @@ def test_python_packages_are_what_pip_says(client, production):
         (inventory.normalize(d["name"]), d["version"]) for d in listed}
 
 
-@pytest.mark.engine
 def test_the_pinned_requirements_are_in_the_inventory(production):
     _, packages = production
     found = {(inventory.normalize(p.name), p.version) for p in packages if p.type == "pypi"}
@@ -159,7 +156,6 @@ def test_the_pinned_requirements_are_in_the_inventory(production):
             assert (inventory.normalize(name), version.strip()) in found
 
 
-@pytest.mark.engine
 def test_the_production_sbom_is_valid_cyclonedx(production):
     image, packages = production
     bom = inventory.cyclonedx(image, packages)
@@ -170,7 +166,6 @@ def test_the_production_sbom_is_valid_cyclonedx(production):
     assert _validate(broken) is not None  # the validator does reject
 
 
-@pytest.mark.engine
 def test_production_matches_the_advisories_for_its_versions(production):
     _, packages = production
     matches = inventory.advisories(packages)
@@ -181,7 +176,6 @@ def test_production_matches_the_advisories_for_its_versions(production):
     assert not ids & {"GHSA-r9hx-vwmv-q579", "GHSA-jw8x-6495-233v", "DSA-5514-1"}  # fixed versions
 
 
-@pytest.mark.engine
 def test_an_image_from_scratch_has_no_package(client, small):
     packages = inventory.packages(client, small["scratch"])
     assert packages == [] and inventory.advisories(packages) == []
@@ -190,7 +184,6 @@ def test_an_image_from_scratch_has_no_package(client, small):
     assert bom["components"] == [] and _validate(bom) is None
 
 
-@pytest.mark.engine
 def test_a_package_deleted_by_a_later_layer_is_not_counted(client, small):
     base = inventory.packages(client, bases.resolve("python-slim", client).ref)
     assert "wheel" in {p.name for p in base if p.type == "pypi"}

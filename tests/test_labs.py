@@ -104,7 +104,6 @@ def _to_first_check(solution):
     return nb
 
 
-@pytest.mark.engine
 def test_generated_lab_runs_to_its_first_check_and_says_not_done(solution, tmp_path, client):
     nb = _to_first_check(solution)
     path, out = tmp_path / solution.name, tmp_path / ("out-" + solution.name)

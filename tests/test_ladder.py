@@ -10,7 +10,6 @@ import pytest
 
 from workbook import WorkbookError, footprint, service
 
-pytestmark = pytest.mark.engine
 OWNER = "tests"
 
 

@@ -250,7 +250,6 @@ def synthetic(client, tmp_path_factory):
         resources.cleanup(client, OWNER)
 
 
-@pytest.mark.engine
 def test_synthetic_image_layers_are_what_the_dockerfile_wrote(client, synthetic):
     image_id, base_bytes = synthetic
     got = layer_files(client, image_id)
@@ -259,7 +258,6 @@ def test_synthetic_image_layers_are_what_the_dockerfile_wrote(client, synthetic)
     assert [set(layer) for layer in got[1:]] == USER_LAYERS
 
 
-@pytest.mark.engine
 def test_synthetic_image_figures_match_the_hand_count(client, synthetic):
     from workbook.layers import analyse
     image_id, base_bytes = synthetic
@@ -280,7 +278,6 @@ def _dive(image, *args):
                           text=True, timeout=300, env={**os.environ, "CI": "true"})
 
 
-@pytest.mark.engine
 def test_dive_agrees_on_the_synthetic_image(client, synthetic, tmp_path):
     from workbook.layers import analyse
     image_id, _ = synthetic

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # by the service). Measured: 0 on the iris flowers and 6,000 random rows (float64 input).
 TOLERANCE = 1e-6
 OWNER = "tests-onnx"
-IMAGE = "workbook/app:onnx-tests"
+IMAGE = "workbook/app:onnx"  # shared with lesson 08: built once per run, kept (label ladder)
 NOT_IN_THE_IMAGE = ["sklearn", "scipy", "skops", "joblib"]
 
 service = load("app")
@@ -363,16 +363,16 @@ def test_the_onnx_variant_is_not_a_ladder_rung():
 # --- the image ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def image(client):
-    """workbook/app:onnx-tests, built from Dockerfile.onnx; everything of OWNER goes at the end."""
+def onnx_image(client):
+    """workbook/app:onnx from Dockerfile.onnx (the lessons' own); the tests' containers go at the end."""
     try:
-        yield wb_service.build(client, "onnx", owner=OWNER, tag=IMAGE, log="none")
+        yield wb_service.build(client, "onnx", log="none")
     finally:
         resources.cleanup(client, OWNER)
 
 
 @pytest.fixture(scope="module")
-def api(client, image):
+def api(client, onnx_image):
     """The ONNX service running, published on 127.0.0.1."""
     container = wb_service.run(client, IMAGE, OWNER)
     try:
@@ -393,8 +393,7 @@ def in_image(client, command):
         container.remove(force=True)
 
 
-@pytest.mark.engine
-def test_the_image_has_no_scikit_learn_scipy_skops_joblib(client, image):
+def test_the_image_has_no_scikit_learn_scipy_skops_joblib(client, onnx_image):
     # No pip in the image (trimmed like minimal): ask the distributions' metadata instead.
     code, out = in_image(client, ["python", "-c", "import importlib.metadata as m; print("
                                   "'\\n'.join(d.metadata['Name'] for d in m.distributions()))"])
@@ -407,11 +406,10 @@ def test_the_image_has_no_scikit_learn_scipy_skops_joblib(client, image):
         assert code == 1 and "ModuleNotFoundError" in out, module
     code, out = in_image(client, ["ls", "/app/models"])
     assert out.split() == ["model.onnx", "model.onnx.sha256"]
-    assert image.attrs["Config"]["User"] == "1000:1000"
-    assert image.attrs["Config"]["Env"].count("MODEL_PATH=/app/models/model.onnx") == 1
+    assert onnx_image.attrs["Config"]["User"] == "1000:1000"
+    assert onnx_image.attrs["Config"]["Env"].count("MODEL_PATH=/app/models/model.onnx") == 1
 
 
-@pytest.mark.engine
 def test_the_image_answers_like_scikit_learn(client, api):
     labels, body = wb_service.predictions(api)
     assert labels == [label for _, label in wb_service.SAMPLES]
@@ -425,7 +423,6 @@ def test_the_image_answers_like_scikit_learn(client, api):
     assert meta["serving_with"]["scikit-learn"] is None and meta["serving_with"]["scipy"] is None
 
 
-@pytest.mark.engine
 def test_the_image_rejects_bad_input_like_the_scikit_learn_service(api):
     host = service.create_app(wb_service.MODEL).test_client()  # max_batch 100, as in the image
     for case in ("not_json", "missing", "misspelled", "string", "nan", "1e308", "batch_index"):
@@ -436,7 +433,6 @@ def test_the_image_rejects_bad_input_like_the_scikit_learn_service(api):
     assert status == 413 and body["error"] == "batch_too_large"
 
 
-@pytest.mark.engine
 def test_the_image_is_healthy_and_refuses_a_missing_model(client, api):
     assert wb_service.wait_healthy(api) < 30
     container = wb_service.run(client, IMAGE, OWNER,
@@ -449,9 +445,8 @@ def test_the_image_is_healthy_and_refuses_a_missing_model(client, api):
         container.remove(force=True)
 
 
-@pytest.mark.engine
-def test_size_and_start_time_against_production_and_minimal(client, image):
-    sizes = {"onnx": image.attrs["Size"]}
+def test_size_and_start_time_against_production_and_minimal(client, onnx_image):
+    sizes = {"onnx": onnx_image.attrs["Size"]}
     for rung in ("production", "minimal"):  # read only: never built here
         try:
             sizes[rung] = client.images.get(wb_service.tag(rung)).attrs["Size"]

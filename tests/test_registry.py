@@ -10,7 +10,6 @@ from docker.errors import NotFound
 from workbook import WorkbookError, images, registry, resources
 
 OWNER = "test_registry"
-pytestmark = pytest.mark.engine
 
 
 def _scratch_image(client, tmp_path, text):

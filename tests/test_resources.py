@@ -10,7 +10,6 @@ def test_unique_names_do_not_collide():
     assert len(names) == 200 and all(n.startswith("wb-01-c-") for n in names)
 
 
-@pytest.mark.engine
 def test_cleanup_removes_only_what_is_labelled(client):
     ref = bases.resolve("debian-slim", client).ref
     mine = client.containers.create(ref, ["true"], labels=resources.labels("test-cleanup"))
@@ -31,7 +30,6 @@ def test_cleanup_removes_only_what_is_labelled(client):
         learners.remove(force=True)
 
 
-@pytest.mark.engine
 def test_published_port_is_loopback_and_reachable(client):
     ref = bases.resolve("python-slim", client).ref
     c = client.containers.run(ref, ["python", "-m", "http.server", "8000"], detach=True,
@@ -55,7 +53,6 @@ def test_published_port_is_loopback_and_reachable(client):
         c.remove(force=True)
 
 
-@pytest.mark.engine
 def test_learners_container_from_a_workbook_image_survives_clean(client, tmp_path):
     """Containers inherit image labels: one a learner ran from a workbook image is theirs."""
     (tmp_path / "Dockerfile").write_text(
@@ -75,7 +72,6 @@ def test_learners_container_from_a_workbook_image_survives_clean(client, tmp_pat
     assert not client.images.list(filters={"label": "workbook=test-inherit"})
 
 
-@pytest.mark.engine
 def test_learners_image_built_on_a_workbook_base_is_not_the_workbooks(client, tmp_path):
     """It inherits `workbook=bases` from its base; `make clean` must still leave it alone."""
     (tmp_path / "Dockerfile").write_text(f"FROM {bases.resolve('debian-slim', client).ref}\n"

@@ -127,7 +127,6 @@ def _leaks_nothing(findings, planted):
     return not any(secret.strip() in shown for secret in planted)
 
 
-@pytest.mark.engine
 def test_env_secret_is_found_in_config_and_history(client, built):
     image, planted = built["env"]
     findings = scan.scan_image(client, image)
@@ -136,7 +135,6 @@ def test_env_secret_is_found_in_config_and_history(client, built):
     assert _leaks_nothing(findings, planted)
 
 
-@pytest.mark.engine
 def test_a_copied_then_deleted_secret_is_found_in_its_layer(client, built):
     image, planted = built["copy"]
     (finding,) = scan.scan_image(client, image.tags[0])  # a name works as well as an Image
@@ -145,7 +143,6 @@ def test_a_copied_then_deleted_secret_is_found_in_its_layer(client, built):
     assert _leaks_nothing([finding], planted)
 
 
-@pytest.mark.engine
 def test_every_kind_is_found_where_it_was_planted(client, built):
     image, planted = built["kinds"]
     findings = scan.scan_image(client, image)
@@ -160,13 +157,11 @@ def test_every_kind_is_found_where_it_was_planted(client, built):
     assert _leaks_nothing(findings, planted)
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("name", ["fixed", "ignored"])
 def test_the_fixed_images_hold_no_secret(client, built, name):
     assert scan.scan_image(client, built[name][0]) == []
 
 
-@pytest.mark.engine
 @pytest.mark.parametrize("key", ["debian", "production"])
 def test_real_images_without_secrets_report_nothing(client, key):
     # production holds every layer of the python-slim base too

@@ -7,7 +7,6 @@ import pytest
 
 from workbook import ROOT, bases, images, resources, service
 
-pytestmark = pytest.mark.engine
 
 OWNER = "test_security"
 LEAST_PRIVILEGE = {"read_only": True, "tmpfs": {"/tmp": "size=16m"}, "cap_drop": ["ALL"],
@@ -15,8 +14,8 @@ LEAST_PRIVILEGE = {"read_only": True, "tmpfs": {"/tmp": "size=16m"}, "cap_drop":
 
 
 @pytest.fixture(scope="module")
-def app(client):
-    yield service.build(client, "production", log="none").tags[0]
+def app(client, production):
+    yield production.tags[0]
     resources.cleanup(client, OWNER)
 
 

@@ -6,7 +6,6 @@ import pytest
 
 from workbook import resources, service
 
-pytestmark = pytest.mark.engine
 
 HEALTHY_WITHIN = 60  # seconds
 

@@ -42,7 +42,6 @@ def test_arch_maps_engine_names():
     assert wheelhouse.arch(Fake()) == "aarch64"
 
 
-@pytest.mark.engine
 def test_wheelhouse_installs_every_pin_offline(client, tmp_path):
     """The whole pinned set installs with --no-index (no missing transitive wheel)."""
     (tmp_path / "Dockerfile").write_text(

@@ -1,4 +1,46 @@
-"""Helpers shared by the workbook's notebooks, labs and tests."""
+"""Helpers shared by the workbook's notebooks, labs and tests.
+
+A map of the package, by purpose (each module's docstring says more; no module imports
+another in a circle, tests/test_imports.py checks):
+
+The engine and its resources
+    engine      find, install or start the engine; the client; the docker CLI; its platform
+    resources   labels, unique names, slugs, free ports, published ports, cleanup by label
+    containers  wait until a container is running, healthy, answering, exited or settled
+    images      build through docker-py with a live log; the build-cache marker, platforms
+Bases and packages (offline too)
+    bases       official base images, or Debian-built stand-ins when no registry answers
+    wheelhouse  the pinned wheels, downloaded on the host, staged into build contexts
+    bundle      the classroom kit: images and wheels in one tar, loaded and verified
+    registry    a local registry on 127.0.0.1 for lesson 02
+The model service and its stacks
+    service     train, build the image ladder, run and call the model service
+    compose     Docker Compose v2 on docker/compose (lesson 05)
+    swarm       Docker Swarm: deploy, update, roll back, watch tasks (lesson 06)
+    traffic     requests in the background while something changes
+    broken      the tutorial's common issues, broken on purpose (lesson 09)
+    diagnose    what is wrong with a container, in one paragraph
+Looking inside images
+    imagefs     one reading of `docker save`: layers, contents, the final filesystem
+    layers      dive's efficiency figures
+    scan        secrets in config, history and layers
+    inventory   Debian and Python packages as CycloneDX, matched against advisories
+    footprint   the files a running service really reads (the traced lower bound)
+    lint        hadolint as data
+    audit       the tutorial's checklist on a real image (checklist: the items; shortrun:
+                the short run of the image)
+Measuring and showing
+    measure     repeats, min/median, recorded figures
+    bench       lesson 08 and `make bench`
+    show        tables and summaries in notebooks
+Notebooks and labs
+    notebooks   execute notebooks, progress and the report (`make run`)
+    labs        generate labs/ from solutions/
+    checks      the labs' checks (a package: report, workspace, learner_image, one module
+                per kind of lab)
+    doctor      the setup check of lesson 00
+    instructors INSTRUCTORS.md's timings table
+"""
 
 import os
 from pathlib import Path

@@ -5,6 +5,9 @@ import sys
 
 from . import WorkbookError
 
+# Each command imports the modules it needs when it runs (no import cycle asks for it): a
+# command should not pay for the others', and nbformat alone (notebooks, labs) takes seconds.
+
 
 def cmd_engine(args):
     from . import engine

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from docker.errors import DockerException, ImageNotFound
 
-from . import BUILD, LABEL, ROOT, WorkbookError
-from . import images
+from . import BUILD, LABEL, ROOT, WorkbookError, engine, images
 
 SUITE = os.environ.get("WORKBOOK_DEBIAN_SUITE", "bookworm")  # bookworm ships Python 3.11
 OWNER = "bases"
@@ -128,9 +127,21 @@ def recipe_hash(key):
     return h.hexdigest()[:16]
 
 
+def present(client, key):
+    """What base `key` resolves to without building or pulling anything, or None."""
+    base = BASES[key]
+    for ref, official in ((base.official, True), (base.standin, False)):
+        try:
+            img = client.images.get(ref)
+        except ImageNotFound:
+            continue
+        if official or img.labels.get("workbook.recipe-hash") == recipe_hash(key):
+            return Resolved(key, ref, official, "present")
+    return None
+
+
 def resolve(key, client=None, rebuild=False):
     """The image to use for base `key`, building the stand-in if no official one is available."""
-    from . import engine
     client = client or engine.client()
     base, m = BASES[key], mode()
     if m != "standin" and not rebuild:
@@ -144,6 +155,8 @@ def resolve(key, client=None, rebuild=False):
             raise WorkbookError(f"{base.official} (or its family: {', '.join(family)}) is "
                                 "neither local nor pullable.",
                                 "Connect to a registry, or use WORKBOOK_BASES=auto.")
+    if rebuild:
+        _build_args.clear()
     ref, built_now = _standin(client, key, rebuild)
     how = "built now from Debian packages" if built_now else "built earlier from Debian packages"
     return Resolved(key, ref, False, how)
@@ -154,9 +167,16 @@ def resolve_all(client=None):
     return {k: resolve(k, client) for k in BASES}
 
 
+_build_args = {}  # mode -> build args: resolved once per process (every build asks for them)
+
+
 def build_args(client=None):
     """Build arguments that point the workbook's Python Dockerfiles at the resolved bases."""
-    return {BASES[k].build_arg: resolve(k, client).ref for k in BASES if not BASES[k].service}
+    m = mode()
+    if m not in _build_args:
+        _build_args[m] = {BASES[k].build_arg: resolve(k, client).ref
+                          for k in BASES if not BASES[k].service}
+    return dict(_build_args[m])
 
 
 def image_vars(client=None):
@@ -184,8 +204,10 @@ def _standin(client, key, rebuild=False):
             return base.standin, False
     except ImageNotFound:
         old = None
-    print(f"Building the stand-in {base.standin} for {base.official} (offline, from Debian packages) ...",
-          flush=True)
+    # The debootstrap root comes first when nothing is built yet: say how long all of them take.
+    usual = "; all stand-ins usually take about 1-2 min" if not base.recipe else ""
+    print(f"Building the stand-in {base.standin} for {base.official} (offline, from Debian "
+          f"packages{usual}) ...", flush=True)
     if not base.recipe:
         _import_rootfs(client, base, want)
     else:  # stand-ins build on stand-ins: the same Debian packages all the way down

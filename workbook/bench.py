@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from . import BUILD, WorkbookError, bases, compose, images, layers, resources, service
+from . import BUILD, WorkbookError, bases, compose, images, layers, notebooks, resources, service
 from .measure import record
 
 OUT = BUILD / "bench"
@@ -20,10 +20,8 @@ BATCH = [dict(service.SAMPLES[i % 3][0], sepal_length=4.5 + i / 100) for i in ra
 
 
 def variants():
-    """Every image the benchmark compares: the ladder, plus the ONNX rung when it exists."""
-    found = dict(service.LADDER)
-    found.update(getattr(service, "VARIANTS", {}))
-    return found
+    """Every image the benchmark compares: the ladder, plus the ONNX rung."""
+    return dict(service.VARIANTS)
 
 
 # --- sizes ---------------------------------------------------------------------------------
@@ -129,7 +127,7 @@ class HostServer:
     """The service under gunicorn on this machine (no container), on 127.0.0.1."""
 
     def __init__(self, workers):
-        self.workers, self.port, self.proc = workers, compose.free_port(), None
+        self.workers, self.port, self.proc = workers, resources.free_port(), None
 
     def __enter__(self):
         env = {**os.environ, "WORKERS": str(self.workers), "MODEL_PATH": str(service.ensure_model()),
@@ -169,7 +167,7 @@ class Container:
         if self.host_network:
             # gunicorn.conf.py binds 0.0.0.0; on the host's network that would be every
             # interface, so bind loopback only (command-line settings win over the file).
-            self.port = compose.free_port()
+            self.port = resources.free_port()
             env["GUNICORN_CMD_ARGS"] = f"--bind 127.0.0.1:{self.port}"
             self.c = self.client.containers.run(
                 self.image, detach=True, network_mode="host", environment=env,
@@ -236,9 +234,7 @@ def network(client, owner):
 
 def notebook_durations(report=BUILD / "report.json"):
     """Seconds each notebook took in the last `make run` ({} before the first run)."""
-    if not Path(report).exists():
-        return {}
-    return {row["notebook"]: row["seconds"] for row in json.loads(Path(report).read_text())}
+    return notebooks.past_durations(report)
 
 
 def write(results, engine_version):

@@ -7,15 +7,15 @@ labelled for an owner; resources.cleanup(client, owner) removes everything they 
 
 import difflib
 import hashlib
-import re
 import shutil
-import time
 from dataclasses import dataclass
 
 from docker.errors import NotFound
 
-from . import ROOT, WorkbookError, compose, images, service
+from . import ROOT, WorkbookError, compose, containers, images, service
 from .diagnose import diagnose, read
+from .engine import short_error
+from .resources import free_port, slug
 
 BROKEN = ROOT / "docker" / "broken"
 APP_IMAGE = service.tag("production")
@@ -111,10 +111,9 @@ def folder(name):
 
 def project(client, name, owner, fixed=False, echo=False):
     """The Compose project of scenario `name` (broken or fixed), labelled for `owner`."""
-    slug = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")  # image tags
     if not images.exists(client, APP_IMAGE):
         service.build(client, "production")
-    env = {"APP_IMAGE": APP_IMAGE, "WORKBOOK_OWNER": owner, "TAG": slug,
+    env = {"APP_IMAGE": APP_IMAGE, "WORKBOOK_OWNER": owner, "TAG": slug(owner),  # image tags
            "PORT": _port(), "ALT_PORT": _port()}
     file = folder(name) / ("compose.fixed.yaml" if fixed else "compose.yaml")
     return compose.Project(project_name(name, owner, fixed), owner, [file], env, echo=echo)
@@ -125,7 +124,7 @@ _HANDED = set()  # ports given out: two projects started at once never get the s
 
 def _port():
     """A free 127.0.0.1 port this process has not handed out before."""
-    while (port := compose.free_port()) in _HANDED:
+    while (port := free_port()) in _HANDED:
         pass
     _HANDED.add(port)
     return port
@@ -139,8 +138,7 @@ def command_line(name, owner, fixed=False):
 
 def project_name(name, owner, fixed=False):
     """wb-OWNER-NAME[-fixed]: Compose project names are lower case."""
-    slug = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")
-    return f"wb-{slug}-{name}" + ("-fixed" if fixed else "")
+    return f"wb-{slug(owner)}-{name}" + ("-fixed" if fixed else "")
 
 
 def prepare(name):
@@ -170,7 +168,7 @@ def _run(client, name, owner, fixed, echo, timeout):
     found = proj.containers(scenario.service, client)
     if not found:  # a build failed, or the file is wrong: nothing was even created
         raise WorkbookError(f"docker compose up made no {scenario.service!r} container for "
-                            f"{name}: {compose.short_error(done.stderr)}",
+                            f"{name}: {short_error(done.stderr)}",
                             "Fix what the message names in docker/broken/" + name)
     return settle(found[0], timeout)
 
@@ -220,14 +218,7 @@ def down(client, name, owner):
 
 def settle(container, timeout=60):
     """Wait until a container shows how it ends: stopped, never started, healthy or unhealthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = read(container, lines=0)
-        if st.status in ("exited", "dead") or (st.status == "created" and st.error):
-            break
-        if st.status == "running" and st.health in ("healthy", "unhealthy"):
-            break
-        time.sleep(0.2)
+    containers.wait(container, "settled", timeout, every=0.2, lines=0)
     return container
 
 

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from docker.errors import ImageNotFound
 
-from . import BUILD, WorkbookError, wheelhouse
+from . import BUILD, WorkbookError, bases, engine, images, service, wheelhouse
+from .resources import STAGE_REPO
 
 FORMAT = 1
 MANIFEST = "bundle.json"
 IMAGES = "images.tar"
 WHEELS = "wheelhouse/"
-MARKER = BUILD / "bundle-loaded.json"  # written by load(): the doctor reports it
+# load() writes images.MARKER: the doctor reports it, images.cache_from() reads it.
 CHUNK = 1 << 20
 
 
@@ -36,24 +37,10 @@ def default_path(client):
     return BUILD / "bundle" / f"workbook-bundle-{wheelhouse.arch(client)}.tar"
 
 
-def platform_of(image):
-    """An image's platform, e.g. linux/amd64 (linux/arm64/v8 with a variant)."""
-    a = image.attrs
-    return "/".join(p for p in (a.get("Os"), a.get("Architecture"), a.get("Variant")) if p)
-
-
-def engine_platform(client):
-    """The engine's platform, e.g. linux/amd64."""
-    v = client.version()
-    return f"{v['Os']}/{v['Arch']}"
-
-
 def default_refs(client):
     """The base images present, the workbook's shared images (ladder, ONNX, dashboard) and
     their builder stages (cache for rebuilding them offline)."""
-    from . import bases, doctor, service
-    from .resources import STAGE_REPO
-    refs = [r.ref for r in (doctor.present(client, k) for k in bases.BASES) if r]
+    refs = [r.ref for r in (bases.present(client, k) for k in bases.BASES) if r]
     refs += sorted(t for img in client.api.images(name=f"{STAGE_REPO}/{service.LADDER_OWNER}")
                    for t in img.get("RepoTags") or [] if t.startswith(f"{STAGE_REPO}/{service.LADDER_OWNER}:"))
     for ref in [service.tag(v) for v in service.VARIANTS] + ["workbook/ui:latest"]:
@@ -78,13 +65,14 @@ def make(client, out=None, refs=None, wheels=True):
     refs = list(refs) if refs is not None else default_refs(client)
     out = Path(out or default_path(client))
     out.parent.mkdir(parents=True, exist_ok=True)
-    images = []
+    entries = []
     for ref in refs:
         try:
             img = client.images.get(ref)
         except ImageNotFound:
             raise BundleError(f"{ref} is not on this engine.", "Run `make setup` (or build it) first.") from None
-        images.append({"ref": ref, "id": img.id, "platform": platform_of(img), "size": img.attrs["Size"]})
+        entries.append({"ref": ref, "id": img.id, "platform": images.platform_of(img),
+                        "size": img.attrs["Size"]})
     whls = sorted(wheelhouse.WHEELHOUSE.glob("*.whl")) if wheels else []
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".bundle-") as tmp:
         saved, h = Path(tmp) / IMAGES, hashlib.sha256()
@@ -101,8 +89,8 @@ def make(client, out=None, refs=None, wheels=True):
             "format": FORMAT,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "arch": wheelhouse.arch(client),
-            "engine_platform": engine_platform(client),
-            "images": images,
+            "engine_platform": engine.platform(client),
+            "images": entries,
             "files": {IMAGES: h.hexdigest(),
                       **{WHEELS + w.name: _sha256(w) for w in whls}},
             "wheelhouse_stamp": wheelhouse.STAMP.read_text() if whls and wheelhouse.STAMP.exists() else None,
@@ -161,7 +149,7 @@ def verify(path, client=None):
     manifest, seen = read_manifest(path), set()
     if client is not None and manifest["arch"] != wheelhouse.arch(client):
         raise BundleError(f"The bundle was made for {manifest['arch']} ({manifest['engine_platform']}); "
-                          f"this engine runs {engine_platform(client)}.",
+                          f"this engine runs {engine.platform(client)}.",
                           "Make the bundle on a machine of the same architecture.")
     want = manifest["files"]
     try:
@@ -225,8 +213,8 @@ def load(client, path=None):
                "loaded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "images": [{"ref": e["ref"], "id": e["id"]} for e in manifest["images"]],
                "wheels": sum(1 for n in manifest["files"] if n.startswith(WHEELS))}
-    MARKER.parent.mkdir(parents=True, exist_ok=True)
-    MARKER.write_text(json.dumps(summary, indent=1))
+    images.MARKER.parent.mkdir(parents=True, exist_ok=True)
+    images.MARKER.write_text(json.dumps(summary, indent=1))
     return summary
 
 
@@ -246,12 +234,12 @@ def _restore_wheel(tf, member, sha):
 
 def loaded(client=None):
     """(loaded, text) for the doctor: was a bundle loaded here, and do its images still match?"""
-    if not MARKER.exists():
+    if not images.MARKER.exists():
         return False, "none loaded (not needed when `make setup` can reach the network)"
     try:
-        info = json.loads(MARKER.read_text())
+        info = json.loads(images.MARKER.read_text())
     except ValueError:
-        return False, f"{MARKER} is unreadable"
+        return False, f"{images.MARKER} is unreadable"
     text = (f"loaded {info['loaded'][:10]} from {Path(info['bundle']).name}: "
             f"{len(info['images'])} images, {info['wheels']} wheels")
     if client is not None:
@@ -260,21 +248,6 @@ def loaded(client=None):
             return False, text + f"; {len(problems)} changed since (e.g. {problems[0][0]}: {problems[0][1]})"
         text += ", every id as in the bundle"
     return True, text
-
-
-def cache_from(tag):
-    """--cache-from for a build of `tag` on a machine where a bundle was loaded, else None.
-
-    `docker load` restores images but not the classic builder's cache (their parent chain);
-    naming the loaded images as cache sources lets a build reuse their layers offline.
-    """
-    if not MARKER.exists():
-        return None
-    try:
-        refs = [e["ref"] for e in json.loads(MARKER.read_text())["images"]]
-    except (ValueError, KeyError):
-        return None
-    return refs if tag in refs else None
 
 
 def describe(manifest, path):

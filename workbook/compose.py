@@ -1,18 +1,16 @@
 """Drive Docker Compose v2 (`docker compose`) on the multi-service stack in docker/compose."""
 
-import errno
 import json
 import os
-import re
 import shlex
-import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ROOT, WorkbookError, bases, engine, service, wheelhouse
+from .containers import wait_all
 from .diagnose import read as read_state
+from .resources import free_port, slug
 
 STACK = ROOT / "docker" / "compose"
 FILE = STACK / "compose.yaml"
@@ -21,41 +19,13 @@ TUTORIAL = STACK / "tutorial" / "compose.yaml"
 NGINX_PORT = 8080  # preferred; another free one is used when it is taken
 
 
-def port_free(port, host="127.0.0.1"):
-    """True when nothing listens on host:port (we can bind it ourselves)."""
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return False
-            raise
-    return True
-
-
-def free_port():
-    """A TCP port the OS finds free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def pick_port(preferred):
     """(port, note): `preferred` when free on 127.0.0.1, else one the OS picks, and why."""
-    if port_free(preferred):
+    port = free_port(preferred)
+    if port == preferred:
         return preferred, f"127.0.0.1:{preferred} is free"
-    port = free_port()
     return port, (f"127.0.0.1:{preferred} is taken (bind: address in use), "
                   f"using 127.0.0.1:{port} instead")
-
-
-def short_error(stderr):
-    """Compose's own message without its noise: the lines that say what is wrong."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.startswith(("time=", "#", "DEPRECATED", "Install the",
-                                                      "https://docs.docker.com/go/buildx"))]
-    text = " / ".join(lines[-3:]) or "(no message)"
-    return text.replace(str(ROOT) + "/", "")
 
 
 @dataclass
@@ -69,30 +39,24 @@ class Project:
     echo: bool = True
     port_note: str = ""  # how the nginx port was chosen
 
+    def options(self):
+        """`-p NAME -f FILE ...`: what every `docker compose` command of the project starts with."""
+        return ["-p", self.name, *[a for f in self.files for a in ("-f", os.path.relpath(f, ROOT))]]
+
     def command(self, *args):
         """The full `docker compose` command line for `args`."""
-        files = [a for f in self.files for a in ("-f", os.path.relpath(f, ROOT))]
-        return [*engine.compose_cmd(), "-p", self.name, *files, *args]
+        return [*engine.compose_cmd(), *self.options(), *args]
 
     def __call__(self, *args, check=True, timeout=600, echo=None):
-        """Run `docker compose ... ARGS` from the repository root; return its stdout."""
-        cmd = self.command(*args)
-        if self.echo if echo is None else echo:
-            shown = ["docker", "compose"] + cmd[len(engine.compose_cmd()):]
-            print("$", shlex.join(shown), flush=True)
+        """Run `docker compose ... ARGS` from the repository root; return its stdout
+        (check=False: the CompletedProcess, whatever its exit code)."""
         # Classic builder: the same layer cache as the workbook's docker-py builds, so the
         # images lessons 03-04 built are reused instead of built a second time by BuildKit.
-        env = {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_BAKE": "false",
-               **{k: str(v) for k, v in self.env.items()}}
-        try:
-            done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise WorkbookError(f"`docker compose {' '.join(args)}` did not finish in {timeout} s.",
-                                "Look at `docker compose ps` and `logs`.") from None
-        if check and done.returncode:
-            raise WorkbookError(f"docker compose {args[0]} failed: {short_error(done.stderr)}",
-                                "Fix what the message names, then run it again.")
+        env = {"DOCKER_BUILDKIT": "0", "COMPOSE_BAKE": "false", **self.env}
+        done = engine.docker_cli(*self.options(), *args, compose=True, env=env, check=check,
+                                 echo=self.echo if echo is None else echo, timeout=timeout,
+                                 name=f"docker compose {args[0]}",
+                                 hint="Look at `docker compose ps` and `logs`.")
         return done if not check else done.stdout
 
     def follow(self, *args, seconds=3.0):
@@ -135,28 +99,22 @@ class Project:
         Return {container name: seconds}; on a failure or timeout, raise with each bad
         container's state, last health-check output and last log lines.
         """
-        start, ready = time.monotonic(), {}
-        while True:
-            pending = []
-            found = self.containers(client=client)
-            for c in found:
-                c.reload()
-                status, health = c.status, (c.attrs["State"].get("Health") or {}).get("Status")
-                if status == "running" and health in (None, "healthy"):
-                    ready.setdefault(c.name, round(time.monotonic() - start, 1))
-                elif status == "exited" or health == "unhealthy":
-                    raise WorkbookError(f"{c.name} is {health or status}:\n{diagnose(c)}",
-                                        "Fix what the health check or the log names, then "
-                                        "`up` again.")
-                else:
-                    pending.append(c)
-            if found and not pending:
-                return ready
-            if time.monotonic() - start > timeout:
-                what = "\n".join(f"{c.name}:\n{diagnose(c)}" for c in pending) or "no containers"
-                raise WorkbookError(f"Not healthy within {timeout} s:\n{what}",
-                                    "Read the health-check output and logs above.")
-            time.sleep(0.2)
+        found = self.containers(client=client)
+        if not found:
+            raise WorkbookError(f"{self.name} has no containers to wait for.",
+                                "`up` the project first.")
+        waited = list(zip(found, wait_all(found, "ready", timeout, every=0.2, lines=0)))
+        for c, w in waited:
+            if w.why not in ("reached", "pending", "timeout"):  # stopped, or unhealthy
+                raise WorkbookError(f"{c.name} is {w.health or w.state}:\n{diagnose(c)}",
+                                    "Fix what the health check or the log names, then "
+                                    "`up` again.")
+        late = [c for c, w in waited if not w.reached]
+        if late:
+            what = "\n".join(f"{c.name}:\n{diagnose(c)}" for c in late)
+            raise WorkbookError(f"Not healthy within {timeout} s:\n{what}",
+                                "Read the health-check output and logs above.")
+        return {c.name: round(w.elapsed, 1) for c, w in waited}
 
     def down(self):
         """`docker compose down --volumes --remove-orphans`: containers, networks, volumes."""
@@ -207,6 +165,6 @@ def prepare():
 
 def project(owner, files=(FILE,), client=None, port=NGINX_PORT, **extra):
     """A Project named after `owner` (compose names must be lower case) with its variables."""
-    name = "workbook-" + re.sub(r"[^a-z0-9-]", "-", owner.lower())
+    name = "workbook-" + slug(owner)
     env, note = variables(owner, name, client, port, **extra)
     return Project(name, owner, list(map(Path, files)), env, port_note=note)

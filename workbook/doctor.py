@@ -1,11 +1,14 @@
 """The setup check: everything the notebooks need, each with a fix when it fails."""
 
+import platform
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from docker.errors import DockerException, ImageNotFound
 
-from . import WorkbookError
+from . import WorkbookError, bases, bundle, engine, images, wheelhouse
 
 
 @dataclass
@@ -21,7 +24,6 @@ class Check:
 
 def run_checks():
     """Run every check; never raises for a missing prerequisite (it becomes a failed check)."""
-    from . import bases, engine, wheelhouse
     checks = [Check("Python", sys.version_info[:2] >= (3, 10), sys.version.split()[0],
                     "Use Python 3.10 or newer.")]
     try:
@@ -48,50 +50,31 @@ def run_checks():
     checks.append(Check("registry", True, "reachable (online mode)" if online
                         else "unreachable (offline mode: stand-in base images)", required=False))
     for key, base in bases.BASES.items():
-        r = present(c, key)
+        r = bases.present(c, key)
         checks.append(Check(f"base {base.official}", r is not None,
                             f"{r.ref} ({'official' if r.official else 'stand-in'})" if r else "not prepared",
                             "Run `make bases`."))
     checks += platform_checks(c)
-    from . import bundle
     is_loaded, msg = bundle.loaded(c)
-    checks.append(Check("classroom bundle", is_loaded or not bundle.MARKER.exists(), msg,
+    checks.append(Check("classroom bundle", is_loaded or not images.MARKER.exists(), msg,
                         "Run `make load` again (or `make setup` online).", required=False))
     ready, msg = wheelhouse.status(wheelhouse.arch(c))
     checks.append(Check("wheelhouse", ready, msg, "Run `make wheelhouse`."))
-    from pathlib import Path
     hadolint = Path(engine.venv_tool("hadolint"))
     checks.append(Check("hadolint", hadolint.exists(), _run([str(hadolint), "--version"]).split()[-1]
                         if hadolint.exists() else "missing", "Run `make install`."))
     return checks
 
 
-def present(c, key):
-    """What base `key` resolves to without building anything, or None."""
-    from . import bases
-    base = bases.BASES[key]
-    for ref, official in ((base.official, True), (base.standin, False)):
-        try:
-            img = c.images.get(ref)
-        except ImageNotFound:
-            continue
-        if official or img.labels.get("workbook.recipe-hash") == bases.recipe_hash(key):
-            return bases.Resolved(key, ref, official, "present")
-    return None
-
-
 def platform_checks(c):
     """The host's and the engine's architecture, and every workbook image built for another."""
-    import platform
-
-    from . import bundle, wheelhouse
     host, engine_arch = platform.machine(), c.version()["Arch"]
     same = wheelhouse.ARCHES.get(host.lower()) == wheelhouse.ARCHES.get(engine_arch.lower())
-    checks = [Check("architecture", same, f"host {host}, engine {bundle.engine_platform(c)}",
+    checks = [Check("architecture", same, f"host {host}, engine {engine.platform(c)}",
                     "The engine emulates another CPU: builds and runs will be slow.", required=False)]
     foreign = foreign_images(c)
     checks.append(Check("image platforms", not foreign,
-                        f"every workbook image is {bundle.engine_platform(c)}" if not foreign else
+                        f"every workbook image is {engine.platform(c)}" if not foreign else
                         "; ".join(f"{ref} is {p}" for ref, p in foreign[:3])
                         + (f" (+{len(foreign) - 3} more)" if len(foreign) > 3 else ""),
                         "Rebuild them here (`make clean setup`), or load a bundle made on this "
@@ -101,8 +84,7 @@ def platform_checks(c):
 
 def foreign_images(c, refs=None):
     """(ref, platform) of each image (default: every workbook/ image) not built for the engine's platform."""
-    from . import bundle
-    want = bundle.engine_platform(c)
+    want = engine.platform(c)
     if refs is None:
         refs = sorted({t for img in c.api.images(filters={"label": "workbook"})  # raw: no inspect
                        for t in img.get("RepoTags") or [] if t.startswith("workbook/")})
@@ -112,7 +94,7 @@ def foreign_images(c, refs=None):
             img = c.images.get(ref)
         except ImageNotFound:
             continue
-        got = bundle.platform_of(img)
+        got = images.platform_of(img)
         if got.split("/")[:2] != want.split("/")[:2]:
             out.append((ref, got))
     return out
@@ -132,7 +114,6 @@ def _api_tuple(v):
 
 
 def _run(cmd):
-    import subprocess
     return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
 
 

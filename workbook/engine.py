@@ -4,6 +4,7 @@ import functools
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
-from . import BUILD, WorkbookError
+from . import BUILD, ROOT, WorkbookError
 
 SOCKET = Path("/var/run/docker.sock")
 MIN_FREE_GB, WARN_FREE_GB = 2, 10
@@ -99,7 +100,7 @@ def _run_logged(cmd, log, **kw):
 
 def install_engine(log):
     """apt-get install docker.io (Debian/Ubuntu, root)."""
-    print(f"Installing Docker Engine with apt-get (log: {log}) ...", flush=True)
+    print(f"Installing Docker Engine with apt-get, usually 30 s to 1 min (log: {log}) ...", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     _run_logged(["apt-get", "update"], log, env=env)
     _run_logged(["apt-get", "install", "-y", "--no-install-recommends",
@@ -185,6 +186,53 @@ def describe(c):
     """One line naming the engine and its API version."""
     v = c.version()
     return f"Docker Engine {v['Version']} (API {v['ApiVersion']}, {v['Os']}/{v['Arch']})"
+
+
+def platform(c):
+    """The engine's platform, e.g. linux/amd64."""
+    v = c.version()
+    return f"{v['Os']}/{v['Arch']}"
+
+
+def short_error(stderr):
+    """The docker CLI's (or Compose's) message without its noise: the lines that say what is wrong."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("time=", "#", "DEPRECATED", "Install the",
+                                                      "https://docs.docker.com/go/buildx"))]
+    text = " / ".join(lines[-3:]) or "(no message)"
+    return text.replace(str(ROOT) + "/", "")
+
+
+def docker_cli(*args, compose=False, env=None, check=True, echo=True, timeout=300, name=None,
+               hint="Look at what the engine is doing: `docker ps`, `docker service ls`."):
+    """Run `docker ARGS` (`docker compose ARGS` with compose=True) from the repository root.
+
+    Returns the CompletedProcess (text stdout, stderr). echo: print the command line first;
+    env: variables on top of this process's; check: a failure raises a WorkbookError with the
+    command's own message. name: what messages call it (default `docker` and two arguments);
+    hint: the fix shown when it does not finish within `timeout` seconds.
+    """
+    if compose:
+        cmd = compose_cmd()
+    elif shutil.which("docker"):
+        cmd = ["docker"]
+    else:
+        raise WorkbookError("The docker command-line tool is not installed.",
+                            "Install the Docker CLI (`apt-get install docker.io`), then retry.")
+    shown = ["docker", "compose", *args] if compose else ["docker", *args]
+    name = name or " ".join(shown[:3])
+    if echo:
+        print("$", shlex.join(shown), flush=True)
+    try:
+        done = subprocess.run([*cmd, *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout,
+                              env={**os.environ, **{k: str(v) for k, v in (env or {}).items()}})
+    except subprocess.TimeoutExpired:
+        raise WorkbookError(f"`{name}` did not finish in {timeout} s.", hint) from None
+    if check and done.returncode:
+        raise WorkbookError(f"{name} failed: {short_error(done.stderr)}",
+                            "Fix what the message names, then run it again.")
+    return done
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,14 +1,16 @@
 """Build images through docker-py with a live log and readable failures."""
 
+import json
 import re
 from collections import deque
 
 from docker.errors import APIError, BuildError, ImageNotFound
 
-from . import WorkbookError
-from .bundle import cache_from
-from .resources import IMAGE_REPO, STAGE_REPO, image_labels
+from . import BUILD, WorkbookError
+from .resources import IMAGE_REPO, STAGE_REPO, image_labels, slug
 
+# Written by bundle.load(): the images a loaded bundle brought, the build cache on this machine.
+MARKER = BUILD / "bundle-loaded.json"
 STEP = re.compile(r"^Step (\d+)/\d+ : ")
 FROM_STEP = re.compile(r"^Step \d+/\d+ : FROM ", re.I)
 LAYER = re.compile(r"^ ---> ([0-9a-f]{12})\s*$")
@@ -69,9 +71,29 @@ def _tag_heads(client, owner, tag, heads):
     The classic builder keeps them as untagged images (the build cache) that carry their
     base's labels, not ours; the tag keeps them findable for resources.cleanup(owner).
     """
-    slug = re.sub(r"[^a-z0-9_.-]+", "-", tag.lower()).strip("-.")
     for i, image_id in enumerate(heads):
-        client.api.tag(image_id, f"{STAGE_REPO}/{owner.lower()}", f"{slug}-{i}")
+        client.api.tag(image_id, f"{STAGE_REPO}/{owner.lower()}", f"{slug(tag, keep='_.-')}-{i}")
+
+
+def cache_from(tag):
+    """--cache-from for a build of `tag` on a machine where a bundle was loaded, else None.
+
+    `docker load` restores images but not the classic builder's cache (their parent chain);
+    naming the loaded images as cache sources lets a build reuse their layers offline.
+    """
+    if not MARKER.exists():
+        return None
+    try:
+        refs = [e["ref"] for e in json.loads(MARKER.read_text())["images"]]
+    except (ValueError, KeyError):
+        return None
+    return refs if tag in refs else None
+
+
+def platform_of(image):
+    """An image's platform, e.g. linux/amd64 (linux/arm64/v8 with a variant)."""
+    a = image.attrs
+    return "/".join(p for p in (a.get("Os"), a.get("Architecture"), a.get("Variant")) if p)
 
 
 def exists(client, ref):

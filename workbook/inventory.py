@@ -8,7 +8,6 @@ classroom does not have: `advisories()` checks a small file shipped in the repo 
 """
 
 import json
-import posixpath
 import re
 import uuid
 from dataclasses import dataclass, replace
@@ -18,7 +17,7 @@ from packageurl import PackageURL
 from packaging.version import InvalidVersion, Version
 
 from . import ROOT
-from .scan import OPAQUE, WHITEOUT, _image, _path, read_layers
+from .imagefs import image_of, read
 
 ADVISORIES = ROOT / "docker" / "security" / "advisories.json"
 DPKG_STATUS = "var/lib/dpkg/status"
@@ -81,44 +80,49 @@ def _interesting(path):
             or bool(PY_METADATA.search(path)))
 
 
+class Files:
+    """An imagefs.read visitor: the texts of the files the inventory reads, from every layer."""
+
+    def __init__(self):
+        self.texts = {}  # (layer name, path) -> text
+
+    def __call__(self, entry, data):
+        """Keep the text of a file the inventory reads."""
+        if (entry.type == "file" and not entry.whiteout and _interesting(entry.path[1:])
+                and entry.size < 64 << 20):
+            self.texts[entry.layer, entry.path] = data().decode(errors="replace")
+
+    def final(self, saved):
+        """{path: text} of the files kept, as the image's final filesystem has them."""
+        return {path[1:]: self.texts[e.layer, path] for path, e in saved.files().items()
+                if (e.layer, path) in self.texts}
+
+    def packages(self, saved):
+        """packages() of the image `saved` was read from."""
+        return _packages(self.final(saved))
+
+
 _FILES = {}  # image id -> its files: packages() and os_release() read an image once
 
 
 def _final_files(client, image):
     """{path: text} of the files the inventory reads, as the image's final filesystem has them."""
-    image = _image(client, image)
-    if image.id in _FILES:
-        return _FILES[image.id]
-    layers = {}  # layer name -> {"files": {path: text}, "deleted": set, "opaque": set}
-
-    def visit(layer, entry, tar):
-        path = _path(entry)
-        info = layers.setdefault(layer, {"files": {}, "deleted": set(), "opaque": set()})
-        base = posixpath.basename(path)
-        if base == OPAQUE:
-            info["opaque"].add(posixpath.dirname(path))
-        elif base.startswith(WHITEOUT):
-            info["deleted"].add(posixpath.join(posixpath.dirname(path), base[len(WHITEOUT):]))
-        elif entry.isreg() and _interesting(path) and entry.size < 64 << 20:
-            info["files"][path] = tar.extractfile(entry).read().decode(errors="replace")
-
-    order, _ = read_layers(client, image, visit)
-    files = {}
-    for name in order:  # bottom first: a layer hides what is below it, then adds its own
-        info = layers.get(name, {"files": {}, "deleted": set(), "opaque": set()})
-        gone = info["deleted"] | info["opaque"]
-        files = {p: t for p, t in files.items()
-                 if not any(p == d or p.startswith(d + "/") for d in gone)}
-        files.update(info["files"])
-    _FILES.clear()
-    _FILES[image.id] = files
-    return files
+    image = image_of(client, image)
+    if image.id not in _FILES:
+        files = Files()
+        _FILES.clear()
+        _FILES[image.id] = files.final(read(client, image, files))
+    return _FILES[image.id]
 
 
 def packages(client, image):
     """Every Debian and Python package in the image, sorted by type then name."""
-    files = _final_files(client, image)
-    release = os_release(client, image)
+    return _packages(_final_files(client, image))
+
+
+def _packages(files):
+    """Every package in the files of an image ({path: text}), sorted by type then name."""
+    release = _os_release(files)
     distro = f"{release['ID']}-{release['VERSION_ID']}" if "VERSION_ID" in release else ""
     found = []
     for path, text in files.items():
@@ -134,7 +138,11 @@ def packages(client, image):
 
 def os_release(client, image):
     """The image's /etc/os-release as a dict ({} when it has none, e.g. FROM scratch)."""
-    files = _final_files(client, image)
+    return _os_release(_final_files(client, image))
+
+
+def _os_release(files):
+    """The os-release of an image's files ({path: text}) as a dict."""
     text = next((files[p] for p in OS_RELEASE if p in files), "")
     return {k: v.strip('"') for k, _, v in (ln.partition("=") for ln in text.splitlines()) if v}
 

@@ -19,15 +19,12 @@ What dive counts, and so what this module counts:
 - opaque markers (.wh..wh..opq) are dropped: what an opaque directory hides stays counted.
 """
 
-import io
-import json
 import math
-import posixpath
-import tarfile
 from dataclasses import dataclass, field
 
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh.."  # dive drops every name with this prefix, not only .wh..wh..opq
+from . import imagefs
+# dive drops every name that starts with META, not only the opaque marker .wh..wh..opq
+from .imagefs import META, WHITEOUT
 
 
 @dataclass(frozen=True)
@@ -68,78 +65,37 @@ class Efficiency:
 
 def entry_from_tarinfo(info):
     """The Entry dive makes of a tar header (None for '.', which dive skips)."""
-    name = posixpath.normpath(info.name)
-    if name in (".", "/"):
-        return None
-    base = posixpath.basename(name)
+    e = imagefs.entry(info)
+    return None if e is None else _dive_entry(e)
+
+
+def _dive_entry(e):
+    """dive's Entry of an imagefs.Entry: its kind by dive's rules."""
+    base = e.path.rsplit("/", 1)[-1]
     # Go's FileInfo().IsDir() also looks at the S_IFDIR bits of the mode
-    if info.isdir() or (info.mode & 0o170000) == 0o040000:
+    if e.type == "dir" or (e.mode & 0o170000) == 0o040000:
         kind = "dir"
-    elif base.startswith(OPAQUE):
+    elif base.startswith(META):
         kind = "opaque"
     elif base.startswith(WHITEOUT):
         kind = "whiteout"
-    elif info.issym():
-        kind = "symlink"
-    elif info.islnk():
-        kind = "hardlink"
-    elif info.isreg():
-        kind = "file"
+    elif e.type in ("file", "symlink", "hardlink"):
+        kind = e.type
     else:
         kind = "other"
-    return Entry("/" + name.lstrip("/"), info.size, kind)
+    return Entry(e.path, e.size, kind)
 
 
-class Chunks(io.RawIOBase):
-    """A read-only file over an iterator of byte chunks (docker-py's save() stream)."""
-
-    def __init__(self, chunks):
-        self._it, self._buf, self._pos = iter(chunks), b"", 0
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        while self._pos >= len(self._buf):
-            try:
-                self._buf, self._pos = next(self._it), 0
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf) - self._pos)
-        b[:n] = self._buf[self._pos:self._pos + n]
-        self._pos += n
-        return n
-
-
-def _read_layer(fileobj):
-    return [e for e in map(entry_from_tarinfo, tarfile.open(fileobj=fileobj, mode="r|*"))
-            if e is not None]
+def dive_layers(saved):
+    """Each layer of an imagefs.Saved, bottom first, as a list of Entry."""
+    # docker save links a layer seen twice to the first copy; dive reads the link itself,
+    # so that layer counts as empty there (and here)
+    return [[] if layer.link else [_dive_entry(e) for e in layer.entries] for layer in saved.layers]
 
 
 def layer_files(client, image_ref):
     """Each layer of the image, bottom first, as a list of Entry, streamed from `docker save`."""
-    stream = io.BufferedReader(Chunks(client.images.get(image_ref).save(chunk_size=1 << 20)),
-                               buffer_size=1 << 20)
-    found, manifest = {}, None
-    # One pass: the manifest may come before or after the layer tars.
-    with tarfile.open(fileobj=stream, mode="r|") as outer:
-        for member in outer:
-            name = member.name
-            if name == "manifest.json":
-                manifest = json.load(outer.extractfile(member))
-            elif name.endswith(".tar") and member.issym():
-                # docker save links a layer seen twice to the first copy; dive reads the
-                # link itself, so that layer counts as empty there (and here)
-                found[name] = []
-            elif member.isreg() and (name.endswith((".tar", ".tar.gz", ".tgz"))
-                                     or name.startswith("blobs/")):  # OCI layout (Engine 25+)
-                try:
-                    found[name] = _read_layer(outer.extractfile(member))
-                except tarfile.ReadError:  # a config or index blob, not a layer
-                    pass
-    if manifest is None:
-        raise ValueError(f"no manifest.json in the saved image {image_ref}")
-    return [found[path] for path in manifest[0]["Layers"]]
+    return dive_layers(imagefs.read(client, image_ref))
 
 
 class _Node:
@@ -170,7 +126,7 @@ def _add_path(root, path, entry):
     for i, name in enumerate(names):
         child = node.children.get(name)
         if child is None:
-            if name.startswith(OPAQUE):
+            if name.startswith(META):
                 return
             child = node.children[name] = _Node(name)
         node = child

@@ -8,6 +8,8 @@ import time
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
+import workbook  # workbook.BUILD is read at each call: tests point it elsewhere
+
 
 @dataclass
 class Timing:
@@ -64,8 +66,7 @@ def machine():
 
 def record(name, figures, engine_version=None):
     """Write build/bench/NAME.json: the figures of one run, with the machine and the time."""
-    from . import BUILD
-    out = BUILD / "bench" / f"{name}.json"
+    out = workbook.BUILD / "bench" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"name": name, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "machine": {**machine(), "engine": engine_version}, "figures": figures}

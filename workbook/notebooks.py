@@ -3,12 +3,14 @@
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import nbformat
 
 from . import BUILD, ROOT, WorkbookError
+from .show import markdown_table
 
 DIRS = ("notebooks", "solutions")
 EXECUTED = BUILD / "executed"
@@ -94,40 +96,99 @@ def injected_parameters(path, extra=None):
 
 def run_all(paths=None, parameters=None, report_to=None):
     """Execute notebooks headless with papermill into build/executed/, write build/report.md."""
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
     EXECUTED.mkdir(parents=True, exist_ok=True)
     paths = [Path(p).resolve() for p in paths] if paths else committed()
-    rows, failed = [], 0
-    for path in paths:
-        out = EXECUTED / path.name
-        params = injected_parameters(path, parameters)
-        print(f"papermill {_rel(path)} -> {_rel(out)} {params or ''}", flush=True)
-        start = time.perf_counter()
-        status, note = "ok", ""
-        try:
-            pm.execute_notebook(str(path), str(out), parameters=params, kernel_name=KERNEL,
-                                cwd=str(path.parent), progress_bar=False, log_output=False)
-        except PapermillExecutionError as exc:
-            status, note, failed = "FAILED", f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}", failed + 1
-        seconds = time.perf_counter() - start
-        figures = figures_of(nbformat.read(out, as_version=4)) if out.exists() else {}
-        rows.append((_rel(path), status, seconds, figures, note))
-        print(f"  {status} in {seconds:.0f} s {note}", flush=True)
     report_to = report_to or REPORT
+    guesses = estimates(paths, past_durations(report_to.with_suffix(".json")))
+    print(f"{len(paths)} notebooks into {_rel(EXECUTED)}/ ({eta_text(left(guesses, 0))})", flush=True)
+    live = interactive()
+    rows = [_run_one(i, paths, parameters, guesses, live) for i in range(1, len(paths) + 1)]
+    write_reports(rows, report_to)
+    print(f"report: {report_to}")
+    return 1 if any(r[1] != "ok" for r in rows) else 0
+
+
+def _run_one(i, paths, parameters, guesses, live):
+    """Execute the i-th (from 1) of `paths`, print its progress, return its report row."""
+    path = paths[i - 1]
+    params = injected_parameters(path, parameters)
+    head = position(i, len(paths), path) + "".join(f" {k}={v}" for k, v in params.items())
+    if live:  # papermill's per-cell bar follows this line
+        print(f"{head} ({eta_text(left(guesses, i - 1))})", flush=True)
+    status, seconds, note = execute(path, params, live)
+    out = EXECUTED / path.name
+    figures = figures_of(nbformat.read(out, as_version=4)) if out.exists() else {}
+    rest = f"; {eta_text(left(guesses, i))}" if i < len(paths) else ""
+    took = f"{status} in {seconds:.0f} s"
+    line = f"  {took} {note}" if live else f"{head}: {took}{rest} {note}"
+    print(line.rstrip(), flush=True)
+    return _rel(path), status, seconds, figures, note
+
+
+def execute(path, params, progress_bar=False):
+    """papermill `path` into build/executed/; return (status, seconds, error note)."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(path), str(EXECUTED / path.name), parameters=params,
+                            kernel_name=KERNEL, cwd=str(path.parent), log_output=False,
+                            progress_bar={"desc": "cells"} if progress_bar else False)
+    except PapermillExecutionError as exc:
+        return "FAILED", time.perf_counter() - start, f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    return "ok", time.perf_counter() - start, ""
+
+
+def interactive():
+    """Whether both stdout and stderr are terminals (then papermill draws its progress bar)."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def position(i, n, path):
+    """'[5/18] notebooks/04_dockerfile_best_practices.ipynb': which notebook of how many."""
+    return f"[{i}/{n}] {_rel(path)}"
+
+
+def past_durations(report_json):
+    """{notebook: seconds} from the last run's report.json; {} when there is none to read."""
+    try:
+        return {r["notebook"]: float(r["seconds"]) for r in json.loads(Path(report_json).read_text())}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+
+
+def estimates(paths, durations):
+    """Each notebook's expected seconds (unknown ones: the mean of the known); None without any."""
+    if not durations:
+        return None
+    mean = sum(durations.values()) / len(durations)
+    return [durations.get(str(_rel(p)), mean) for p in paths]
+
+
+def left(guesses, done):
+    """Expected seconds for the notebooks after the first `done`; None without estimates."""
+    return None if guesses is None else sum(guesses[done:])
+
+
+def eta_text(seconds):
+    """'about 14 min left', or 'estimate unavailable' (no earlier report)."""
+    if seconds is None:
+        return "estimate unavailable"
+    return f"about {seconds:.0f} s left" if seconds < 90 else f"about {seconds / 60:.0f} min left"
+
+
+def write_reports(rows, report_to):
+    """build/report.md, and the same as data in build/report.json."""
     report_to.parent.mkdir(parents=True, exist_ok=True)
     report_to.write_text(report(rows))
-    # The same as data, for the benchmark's table of notebook durations (lesson 08).
+    # The same as data, for the benchmark's table of notebook durations (lesson 08) and the ETA.
     report_to.with_suffix(".json").write_text(json.dumps(
         [{"notebook": str(p), "status": s, "seconds": round(sec, 1)} for p, s, sec, _, _ in rows],
         indent=2) + "\n")
-    print(f"report: {report_to}")
-    return 1 if failed else 0
 
 
 def report(rows):
     """build/report.md: one line per notebook with status, duration and key figures."""
-    from .show import markdown_table
     lines = ["# Workbook run report", "",
              f"Executed {time.strftime('%Y-%m-%d %H:%M %Z')} on {_machine()}.", ""]
     table = [(f"`{p}`", s, f"{sec:.0f} s",

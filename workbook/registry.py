@@ -20,9 +20,8 @@ from typing import NamedTuple
 
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from . import BUILD, WorkbookError, images
-from .compose import free_port
-from .resources import host_port, labels, unique_name
+from . import BUILD, WorkbookError, bases, engine, images
+from .resources import free_port, host_port, labels, unique_name
 
 BINARY = "docker-registry"
 OFFICIAL = "registry:2"
@@ -52,7 +51,6 @@ def binary():
 
 def install(log=BUILD / "registry-install.log"):
     """apt-get install docker-registry (Debian/Ubuntu, root), without leaving its service running."""
-    from . import engine
     if not engine._can_self_install():
         raise WorkbookError(
             "No local registry: Debian's docker-registry is not installed and the image "
@@ -249,7 +247,6 @@ class Registry:
 
 def official_image(client):
     """The official registry image when the engine has it (or can pull it), else None."""
-    from . import bases
     if images.exists(client, OFFICIAL) or bases._try_pull(client, OFFICIAL):
         return OFFICIAL
     return None
@@ -266,6 +263,5 @@ def start(client, owner, image=None):
 
 
 def _installable():
-    from . import engine
     return engine._can_self_install()
 

@@ -1,6 +1,9 @@
 """Labels, unique names, published ports and cleanup of the workbook's Docker resources."""
 
+import errno
+import re
 import secrets
+import socket
 
 from docker.errors import APIError, NotFound
 
@@ -29,6 +32,41 @@ def image_labels(owner, **extra):
 def unique_name(owner, kind="c"):
     """A container/network name that cannot collide with a rerun or an interrupted run."""
     return f"wb-{owner.split('_')[0]}-{kind}-{secrets.token_hex(3)}"
+
+
+def slug(text, keep=""):
+    """`text` lower-cased, each run of other characters than a-z, 0-9 (and `keep`) one "-",
+    none at either end: what Compose project names and image tags accept.
+
+    slug("lab05_compose_stack") == "lab05-compose-stack"; slug(tag, keep="_.-") for a tag.
+    """
+    return re.sub(f"[^a-z0-9{re.escape(keep)}]+", "-", str(text).lower()).strip("-.")
+
+
+def port_free(port, host="127.0.0.1"):
+    """True when nothing listens on host:port (we can bind it ourselves)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def free_port(preferred=None, host="127.0.0.1"):
+    """A TCP port nothing listens on: `preferred` when it is free, else one the OS picks.
+
+    host "0.0.0.0": free on every interface, 127.0.0.1 too (what a port published on all of
+    them needs, e.g. Swarm's host mode).
+    """
+    hosts = (host,) if host == "127.0.0.1" else (host, "127.0.0.1")
+    if preferred and all(port_free(preferred, h) for h in hosts):
+        return preferred
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def host_port(container, port):

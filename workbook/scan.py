@@ -5,16 +5,12 @@ the image: the scanner reads each layer on its own, as anyone who pulls the imag
 A handful of patterns, not a product (gitleaks and trufflehog know hundreds).
 """
 
-import io
-import json
 import posixpath
 import re
-import tarfile
 from dataclasses import dataclass
 
-from .layers import Chunks
+from . import imagefs
 
-WHITEOUT, OPAQUE = ".wh.", ".wh..wh..opq"
 MAX_FILE = 1 << 20  # secrets are small; larger files are data, models, libraries
 BINARY = (".so", ".pyc", ".a", ".o", ".gz", ".xz", ".zst", ".whl", ".zip", ".png", ".jpg")
 
@@ -101,37 +97,8 @@ def read_layers(client, image, visit):
 
     Layer tars come in no useful order; returns (layer names bottom first, image config).
     """
-    image = _image(client, image)
-    stream = io.BufferedReader(Chunks(image.save(chunk_size=1 << 20)), buffer_size=1 << 20)
-    manifest, blobs = None, {}
-    with tarfile.open(fileobj=stream, mode="r|") as outer:
-        for member in outer:
-            name = member.name
-            if not member.isreg():
-                continue
-            fileobj = outer.extractfile(member)
-            if name == "manifest.json":
-                manifest = json.load(fileobj)
-            elif fileobj.peek(1)[:1] == b"{":  # the image config (or an OCI index)
-                blobs[name] = json.load(fileobj)
-            elif name.endswith("layer.tar") or name.startswith("blobs/"):
-                with tarfile.open(fileobj=fileobj, mode="r|") as layer:
-                    for entry in layer:
-                        visit(name, entry, layer)
-    if manifest is None:
-        raise ValueError(f"no manifest.json in the saved image {image.id}")
-    config = blobs.get(manifest[0]["Config"]) or {}
-    return manifest[0]["Layers"], config
-
-
-def _image(client, image):
-    return client.images.get(image) if isinstance(image, str) else image
-
-
-def _path(entry):
-    """A layer entry's path without its leading './' or '/' ('app/.env')."""
-    path = posixpath.normpath(entry.name)
-    return "" if path == "." else path.lstrip("/")
+    archive = imagefs.walk(client, image, visit)
+    return archive.layers, archive.config
 
 
 # Layers below the top one are named after their chain of contents, so a base shared by
@@ -139,33 +106,43 @@ def _path(entry):
 _CACHE = {}
 
 
-def _scan_layers(client, image):
-    """Findings per layer name, and each layer's deletions and rewrites."""
-    per_layer, touched = {}, {}
+class Secrets:
+    """An imagefs.read visitor: the findings in each layer's files, as `docker save` streams by."""
 
-    def visit(layer, entry, tar):
-        path = _path(entry)
-        info = touched.setdefault(layer, {"deleted": set(), "opaque": set(), "written": set()})
-        base = posixpath.basename(path)
-        if base == OPAQUE:
-            info["opaque"].add(posixpath.dirname(path))
-            return
-        if base.startswith(WHITEOUT):
-            info["deleted"].add(posixpath.join(posixpath.dirname(path), base[len(WHITEOUT):]))
-            return
-        if entry.isreg():
-            info["written"].add(path)
-        if layer in _CACHE:
-            return
-        found = per_layer.setdefault(layer, [])
-        if entry.isreg() and entry.size <= MAX_FILE and not base.endswith(BINARY):
-            found += scan_file(path, tar.extractfile(entry).read(), layer)
+    def __init__(self):
+        self.per_layer = {}  # layer name -> [Finding], paths without their leading '/'
 
-    order, _ = read_layers(client, image, visit)
-    for layer in order[:-1]:
-        if layer in per_layer:
-            _CACHE[layer] = per_layer[layer]
-    return order, {name: per_layer.get(name, _CACHE.get(name, [])) for name in order}, touched
+    def __call__(self, entry, data):
+        """Scan one entry of a layer (whiteouts, large and binary files skipped)."""
+        if entry.whiteout or entry.layer in _CACHE:
+            return
+        found = self.per_layer.setdefault(entry.layer, [])
+        if entry.type == "file" and entry.size <= MAX_FILE and not entry.path.endswith(BINARY):
+            found += scan_file(entry.path[1:], data(), entry.layer)
+
+    def findings(self, image, saved):
+        """scan_image's findings, with the layers' as this visitor saw them in `saved`."""
+        return _config_findings(image) + self._layer_findings(saved)
+
+    def _layer_findings(self, saved):
+        order = [layer.name for layer in saved.layers]
+        for layer in order[:-1]:
+            if layer in self.per_layer:
+                _CACHE[layer] = self.per_layer[layer]
+        touched = {layer.name: _touched(layer) for layer in saved.layers}
+        findings = []
+        for i, layer in enumerate(order):
+            for f in self.per_layer.get(layer, _CACHE.get(layer, [])):
+                findings.append(Finding(f"layer {i + 1}", f.kind, "/" + f.path, f.excerpt,
+                                        _gone_later(f.path, i, order, touched)))
+        return findings
+
+
+def _touched(layer):
+    """A layer's deletions, opaque directories and regular files, paths without the leading '/'."""
+    return {"deleted": {e.deletes[1:] for e in layer.entries if e.deletes},
+            "opaque": {posixpath.dirname(e.path)[1:] for e in layer.entries if e.opaque},
+            "written": {e.path[1:] for e in layer.entries if e.type == "file" and not e.whiteout}}
 
 
 def _gone_later(path, index, order, touched):
@@ -183,7 +160,13 @@ def _gone_later(path, index, order, touched):
 
 def scan_image(client, image):
     """Secrets in an image: config (Env, Labels, Cmd, Entrypoint), history, every layer's files."""
-    image = _image(client, image)
+    image = imagefs.image_of(client, image)
+    secrets = Secrets()
+    return secrets.findings(image, imagefs.read(client, image, secrets))
+
+
+def _config_findings(image):
+    """Findings in the image's config (Env, Cmd, Entrypoint, Labels) and history."""
     config = image.attrs.get("Config") or {}
     findings = []
     for key in ("Env", "Cmd", "Entrypoint"):
@@ -194,11 +177,6 @@ def scan_image(client, image):
     rows = list(reversed(image.history()))  # oldest first: step 1 is the base's first
     for i, row in enumerate(rows, 1):
         findings += scan_text(row.get("CreatedBy") or "", f"history step {i}")
-    order, per_layer, touched = _scan_layers(client, image)
-    for i, layer in enumerate(order):
-        for f in per_layer[layer]:
-            findings.append(Finding(f"layer {i + 1}", f.kind, "/" + f.path, f.excerpt,
-                                    _gone_later(f.path, i, order, touched)))
     return findings
 
 

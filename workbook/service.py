@@ -6,12 +6,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import BUILD, ROOT, WorkbookError, bases, images, wheelhouse
+from . import BUILD, ROOT, WorkbookError, bases, containers, images, wheelhouse
 from .resources import host_port, labels, unique_name
 
 APP = ROOT / "docker" / "app"
@@ -172,29 +171,21 @@ def _parse(body):
         return body.decode(errors="replace")
 
 
-def _stopped(container, why):
-    container.reload()
-    state = container.attrs["State"]
-    tail = container.logs(tail=8).decode(errors="replace").strip()
-    return WorkbookError(f"{container.name} {why} (status {state['Status']}, exit code "
-                         f"{state['ExitCode']}). Last log lines:\n{tail}",
+def _stopped(waited, why):
+    tail = "\n".join(waited.logs)
+    return WorkbookError(f"{waited.name} {why} (status {waited.state}, exit code "
+                         f"{waited.exit_code}). Last log lines:\n{tail}",
                          "Read the log lines above; `container.logs()` has the rest.")
 
 
 def wait_ready(container, timeout=60, path="/health"):
     """Poll GET /health until it answers 200; return the seconds it took."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        container.reload()
-        if container.status in ("exited", "dead"):
-            raise _stopped(container, "stopped before it answered")
-        try:
-            if call(container, path, timeout=2)[0] == 200:
-                return time.perf_counter() - start
-        except (OSError, LookupError):  # not listening yet
-            pass
-        time.sleep(0.05)
-    raise _stopped(container, f"did not answer {path} within {timeout} s")
+    w = containers.wait(container, "answers", timeout, every=0.05,
+                        probe=lambda c: call(c, path, timeout=2)[0] == 200)
+    if w.reached:
+        return w.elapsed
+    raise _stopped(w, "stopped before it answered" if w.why == "stopped"
+                   else f"did not answer {path} within {timeout} s")
 
 
 def health(container):
@@ -205,18 +196,14 @@ def health(container):
 
 def wait_healthy(container, timeout=90):
     """Wait until Docker reports the container healthy; return the seconds it took."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        status = health(container)
-        if status == "healthy":
-            return time.perf_counter() - start
-        if status is None:
-            raise WorkbookError(f"{container.name} has no HEALTHCHECK.",
-                                "Add a HEALTHCHECK to the Dockerfile (see lesson 04).")
-        if container.status in ("exited", "dead") or status == "unhealthy":
-            raise _stopped(container, f"became {status or container.status}")
-        time.sleep(0.1)
-    raise _stopped(container, f"was not healthy within {timeout} s")
+    w = containers.wait(container, "healthy", timeout)
+    if w.reached:
+        return w.elapsed
+    if w.why == "no health check":
+        raise WorkbookError(f"{container.name} has no HEALTHCHECK.",
+                            "Add a HEALTHCHECK to the Dockerfile (see lesson 04).")
+    raise _stopped(w, f"was not healthy within {timeout} s" if w.why == "timeout"
+                   else f"became {w.health or w.state}")
 
 
 def predictions(target):

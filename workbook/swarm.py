@@ -2,16 +2,13 @@
 
 import os
 import secrets as _secrets
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 from docker.errors import APIError, NotFound
 
-from . import ROOT, WorkbookError, bases, images, service
+from . import ROOT, WorkbookError, bases, engine, images, service
 from .compose import STACK as COMPOSE_STACK
-from .compose import port_free, short_error
 from .resources import labels
 
 STACK_FILE = ROOT / "docker" / "swarm" / "stack.yaml"
@@ -19,24 +16,7 @@ NAMESPACE = "com.docker.stack.namespace"  # the label `docker stack deploy` puts
 DONE = ("completed", "rollback_completed", "paused", "rollback_paused")
 
 
-def docker_cli(*args, env=None, echo=True, timeout=300):
-    """Run `docker ARGS` (check=True) from the repository root; return stdout, or a short error."""
-    if not shutil.which("docker"):
-        raise WorkbookError("The docker command-line tool is not installed.",
-                            "Install the Docker CLI (`apt-get install docker.io`), then retry.")
-    if echo:
-        print("$ docker", " ".join(args), flush=True)
-    try:
-        done = subprocess.run(["docker", *args], cwd=ROOT, capture_output=True, text=True,
-                              env={**os.environ, **{k: str(v) for k, v in (env or {}).items()}},
-                              timeout=timeout, check=True)
-    except subprocess.CalledProcessError as exc:
-        raise WorkbookError(f"`docker {' '.join(args[:2])}` failed: {short_error(exc.stderr)}",
-                            "Fix what the message names, then run the cell again.") from None
-    except subprocess.TimeoutExpired:
-        raise WorkbookError(f"`docker {' '.join(args[:2])}` did not finish in {timeout} s.",
-                            "Look at `docker service ls` and `docker service ps`.") from None
-    return done.stdout
+HINT = "Look at `docker service ls` and `docker service ps`."  # when the CLI does not finish
 
 
 def state(client):
@@ -95,16 +75,6 @@ def ipvs_available():
         return False
 
 
-def free_port(preferred):
-    """`preferred` if free on 0.0.0.0 and 127.0.0.1 (host mode binds every interface), else any."""
-    if port_free(preferred, "0.0.0.0") and port_free(preferred, "127.0.0.1"):
-        return preferred
-    import socket
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
-
-
 def build_nginx(client, owner, tag):
     """The reverse proxy of lesson 05 (docker/compose/nginx) on the resolved nginx base."""
     args = {"NGINX_IMAGE": bases.image_vars(client)["NGINX_IMAGE"]}
@@ -139,8 +109,8 @@ def create_secret(client, name, owner):
 
 def deploy(stack_file, name, env):
     """docker stack deploy --compose-file FILE --resolve-image never NAME, with `env` set."""
-    return docker_cli("stack", "deploy", "--compose-file", os.path.relpath(stack_file, ROOT),
-                      "--resolve-image", "never", name, env=env)
+    return engine.docker_cli("stack", "deploy", "--compose-file", os.path.relpath(stack_file, ROOT),
+                             "--resolve-image", "never", name, env=env, hint=HINT).stdout
 
 
 def get_service(client, name):
@@ -169,9 +139,9 @@ def service_tasks(client, name, desired="running"):
 
 def logs(name, tail=5):
     """The last lines of `docker service logs NAME` (without task ids), as a list."""
-    out = docker_cli("service", "logs", "--no-task-ids", "--tail", str(tail), name, echo=False,
-                     timeout=30)
-    return out.splitlines()
+    done = engine.docker_cli("service", "logs", "--no-task-ids", "--tail", str(tail), name,
+                             echo=False, timeout=30, hint=HINT)
+    return done.stdout.splitlines()
 
 
 def _diagnose(client, name):
@@ -226,12 +196,13 @@ def wait_update(client, name, timeout=180):
 
 def update(name, *args):
     """docker service update --detach --no-resolve-image ARGS NAME (returns at once)."""
-    return docker_cli("service", "update", "--detach", "--no-resolve-image", *args, name)
+    return engine.docker_cli("service", "update", "--detach", "--no-resolve-image", *args, name,
+                             hint=HINT).stdout
 
 
 def rollback(name):
     """docker service rollback --detach NAME: back to the previous spec."""
-    return docker_cli("service", "rollback", "--detach", name)
+    return engine.docker_cli("service", "rollback", "--detach", name, hint=HINT).stdout
 
 
 def kill_a_task(client, name, replicas, slot=1, timeout=120):
@@ -255,7 +226,7 @@ def remove_stack(client, name, timeout=90):
     if state(client) != "active":
         return 0.0  # no swarm, no stack
     if client.services.list(filters=f) or client.networks.list(filters=f):
-        docker_cli("stack", "rm", name)
+        engine.docker_cli("stack", "rm", name, hint=HINT)
     start = time.monotonic()
     while (client.services.list(filters=f) or client.containers.list(all=True, filters=f, sparse=True)
            or client.networks.list(filters=f)):

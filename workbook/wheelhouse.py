@@ -13,7 +13,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from . import BUILD, ROOT, WorkbookError
+from . import BUILD, ROOT, WorkbookError, engine
 
 REQUIREMENTS = ROOT / "docker" / "wheelhouse.txt"
 WHEELHOUSE = BUILD / "wheelhouse"
@@ -25,7 +25,6 @@ ARCHES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": 
 def arch(client=None):
     """The containers' CPU architecture in wheel-tag spelling (the engine's, else the host's)."""
     if client is None:
-        from . import engine
         try:
             client = engine.client()
         except WorkbookError:
@@ -78,7 +77,7 @@ def download(force=False, client=None):
            "-r", str(REQUIREMENTS)]
     for p in platforms(cpu):
         cmd += ["--platform", p]
-    print(f"Downloading pinned wheels into {WHEELHOUSE} ...", flush=True)
+    print(f"Downloading pinned wheels into {WHEELHOUSE}, usually about 1 min ...", flush=True)
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         err = "\n".join(ln for ln in done.stderr.splitlines() if not ln.startswith("WARNING"))

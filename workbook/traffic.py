@@ -7,15 +7,15 @@ from collections import Counter
 from . import service
 
 
-class Load:
+class Traffic:
     """POST flowers to `url` (a /predict endpoint) from a thread until the `with` block ends.
 
-    with Load("http://127.0.0.1:8080/api/predict") as load:
+    with Traffic("http://127.0.0.1:8080/api/predict") as traffic:
         ...               # kill a replica, roll out an update
-    load.sent, load.failed, load.versions, load.served_by, load.errors
+    traffic.sent, traffic.failed, traffic.versions, traffic.served_by, traffic.errors
     """
 
-    # pause: about 40 requests a second, steady load that leaves the CPU to the services.
+    # pause: about 40 requests a second, steady traffic that leaves the CPU to the services.
     def __init__(self, url, headers=None, pause=0.02, timeout=5, vary=50):
         self.url, self.headers, self.pause, self.timeout, self.vary = url, headers, pause, timeout, vary
         self.sent = self.failed = 0

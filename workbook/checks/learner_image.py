@@ -1,0 +1,143 @@
+"""Helpers for checks: build the learner's image, run and probe its service, run code in it."""
+
+import os
+import re
+import time
+
+from docker.errors import DockerException, NotFound
+
+from .. import WorkbookError, bases, images, resources, service
+from .report import NotDone, Stop
+
+
+def instructions(text):
+    """A Dockerfile's instruction lines (no comments, no blank lines, continuations joined)."""
+    joined = re.sub(r"\\\s*\n", " ", "\n".join(
+        ln for ln in text.splitlines() if not ln.lstrip().startswith("#")))
+    return [ln.strip() for ln in joined.splitlines() if ln.strip()]
+
+
+BUILD_HINT = "fix the step shown above; the Dockerfile reference and lesson 03 §2 explain each instruction"
+
+
+def build(r, client, lab, dockerfile="Dockerfile", tag=None, name="builds"):
+    """Build the lab's Dockerfile (a failed build: a ✗ line with the failing step, then Stop)."""
+    path = lab.path / dockerfile
+    if not path.exists() or not instructions(path.read_text()):
+        raise NotDone(f"{os.path.relpath(path)} has no instructions yet",
+                      "write the Dockerfile in the %%writefile cell above, run it, then this check")
+    start = time.perf_counter()
+    for attempt in (1, 2):
+        try:
+            image = images.build(client, lab.path, tag or lab.tag, lab.owner,
+                                 dockerfile=dockerfile, buildargs=bases.build_args(client),
+                                 log="none")
+            break
+        except images.BuildFailed as exc:
+            r.add(name, False, exc.problem, BUILD_HINT)
+            raise Stop() from None
+        except NotFound:  # a cached layer removed meanwhile (another cleanup): build again
+            if attempt == 2:
+                raise
+    seconds = time.perf_counter() - start
+    r.add(name, True, note=f"{tag or lab.tag}, {seconds:.1f} s")
+    return image, seconds
+
+
+def run_service(client, lab, image, **kw):
+    """docker run -d -p 127.0.0.1::5000 IMAGE, labelled for the lab; NotStarted if it cannot."""
+    # cleanup_containers removes it. A container that cannot start (its command is not in the
+    # image) is a learner's mistake: NotStarted carries Docker's reason.
+    try:
+        return service.run(client, image.id, lab.owner, kind="check", **kw)
+    except DockerException as exc:
+        reason = getattr(exc, "explanation", None) or str(exc)
+        raise NotStarted(f"the container did not start: {reason}") from None
+
+
+class NotStarted(Exception):
+    """docker run failed for a reason in the image (e.g. its CMD is not found)."""
+
+
+def cleanup_containers(client, lab):
+    """Remove the containers a check started (they carry the lab's owner label)."""
+    for c in client.containers.list(all=True, filters={"label": f"{resources.CREATED_BY}={lab.owner}"}):
+        try:
+            c.remove(force=True, v=True)
+        except DockerException:
+            pass
+
+
+def _tail(container, n=6):
+    return container.logs(tail=n).decode(errors="replace").strip()
+
+
+def probe(container, path="/health", timeout=45):
+    """Poll a container's published service port; return (status or None, why-not text)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            code = container.attrs["State"]["ExitCode"]
+            return None, f"the container stopped (exit code {code}); last log lines:\n{_tail(container)}"
+        try:
+            status, _ = service.call(container, path, timeout=2)
+            return status, f"{path} answered {status}"
+        except (OSError, LookupError):
+            time.sleep(0.2)
+        # Listening, but not where a published port can reach: waiting will not help.
+        if LOOPBACK.search(container.logs(tail=20).decode(errors="replace")):
+            return None, f"no answer on {path}; the log says:\n{_tail(container)}"
+    return None, f"no answer on {path} within {timeout} s; last log lines:\n{_tail(container)}"
+
+
+LOOPBACK = re.compile(r"Listening at: http://(127\.0\.0\.1|localhost)[:/]")
+
+
+def why_no_answer(container, text):
+    """A hint for a service that does not answer: the concept behind the usual causes."""
+    logs = container.logs().decode(errors="replace") if container else ""
+    if "model" in logs and ("not found" in logs or "No such file" in logs or "model_refused" in logs):
+        return "the model file is not where MODEL_PATH says: COPY models/ into the image (lesson 03 §2)"
+    if LOOPBACK.search(logs):
+        return ("the server listens on 127.0.0.1 inside the container, which a published port "
+                "cannot reach: bind 0.0.0.0 (gunicorn.conf.py does; lesson 03 §3)")
+    if "executable file not found" in text or "No module named" in logs or "not found" in logs:
+        return "the command or a package is missing: install requirements.txt, CMD gunicorn (lesson 03 §2)"
+    return ("the service must start gunicorn with gunicorn.conf.py (it binds 0.0.0.0:5000) and "
+            "EXPOSE 5000; compare with lesson 03 §2-3")
+
+
+def predictions_ok(r, container, name="/predict returns the right classes"):
+    """Criterion: the service labels the known flowers (service.SAMPLES) correctly."""
+    want = [label for _, label in service.SAMPLES]
+    try:
+        got, _ = service.predictions(container)
+    except (WorkbookError, OSError, KeyError, TypeError) as exc:
+        return r.add(name, False, str(exc).splitlines()[0],
+                     "the image must serve docker/app/app.py with its model (lesson 03 §3)")
+    return r.add(name, got == want, f"got {got}, want {want}", note=f"{len(want)} known flowers",
+                 hint="the model in the image is not the trained one: COPY models/ from the lab folder "
+                 "(lesson 03 §1)")
+
+
+def in_image(client, lab, image, code, **kw):
+    """Run a Python snippet in a throwaway container of the image; return its stdout."""
+    out = client.containers.run(image.id, ["python", "-c", code], entrypoint=[], remove=True,
+                                labels=resources.labels(lab.owner),
+                                name=resources.unique_name(lab.owner, "probe"), **kw)
+    return out.decode(errors="replace").strip()
+
+
+def _serves(r, client, lab, image, health_name="/health answers 200", **run_kw):
+    """Run the image, check /health; return the container (Stop if it never answers)."""
+    try:
+        container = run_service(client, lab, image, **run_kw)
+    except NotStarted as exc:
+        r.add(health_name, False, str(exc), why_no_answer(None, str(exc)))
+        raise Stop() from None
+    status, text = probe(container)
+    if not r.add(health_name, status == 200, text if status != 200 else "",
+                 why_no_answer(container, text)):
+        raise Stop()
+    return container

@@ -1,0 +1,111 @@
+"""Wait for containers: poll until each reaches a condition, can no longer reach it, or time runs out."""
+
+import time
+from dataclasses import dataclass, field
+
+from docker.errors import NotFound
+
+STOPPED = ("exited", "dead")
+UNTIL = ("running", "exited", "healthy", "unhealthy", "ready", "answers", "settled")
+
+
+@dataclass
+class Waited:
+    """How a wait ended for one container."""
+
+    name: str
+    reached: bool  # the condition held
+    why: str  # "reached", "timeout", "pending" (another container failed first), or why it never will
+    state: str  # Docker's State.Status when the wait ended: running, exited, created, ...
+    health: str | None  # starting, healthy, unhealthy, or None without a health check
+    exit_code: int
+    elapsed: float  # seconds from the start of the wait until it ended for this container
+    # Its last log lines; left empty when it got running, healthy, ready or answering (no call
+    # to the engine after the moment a caller times).
+    logs: list = field(default_factory=list)
+
+
+def wait(container, until="running", timeout=60, probe=None, every=0.1, lines=8):
+    """Poll one container until `until` holds (see wait_all); return a Waited."""
+    return wait_all([container], until, timeout, probe, every, lines)[0]
+
+
+def wait_all(containers, until="running", timeout=60, probe=None, every=0.1, lines=8):
+    """Poll containers until each reaches `until`, one can no longer reach it, or `timeout` s pass.
+
+    until: running, exited, healthy, unhealthy, ready (running, and healthy when it has a
+    health check), answers (probe(container) is true; OSError and LookupError mean not yet)
+    or settled (stopped, never started, healthy or unhealthy). A container that can no longer
+    reach it (stopped, unhealthy, no health check) ends the whole wait at once.
+    Return a Waited for each container, in order.
+    """
+    if until not in UNTIL:
+        raise ValueError(f"until={until!r}: pick one of {', '.join(UNTIL)}")
+    if until == "answers" and probe is None:
+        raise ValueError("until='answers' needs a probe(container)")
+    start, done = time.perf_counter(), {}
+    while True:
+        pending = []
+        for c in containers:
+            if c.id in done:
+                continue
+            c.reload()
+            why = _verdict(until, c.attrs["State"], probe and (lambda c=c: _answers(probe, c)))
+            if why:
+                done[c.id] = _ended(c, why, start, lines, until)
+                if why != "reached":
+                    return [done.get(x.id) or _ended(x, "pending", start, lines, until)
+                            for x in containers]
+            else:
+                pending.append(c)
+        if not pending:
+            return [done[c.id] for c in containers]
+        if time.perf_counter() - start >= timeout:
+            return [done.get(c.id) or _ended(c, "timeout", start, lines, until) for c in containers]
+        time.sleep(every)
+
+
+def _verdict(until, state, answers):
+    """'reached', why `until` can never be reached (e.g. 'stopped'), or None: not yet."""
+    status, health = state["Status"], (state.get("Health") or {}).get("Status")
+    stopped = status in STOPPED
+    if until == "running":
+        return "reached" if status == "running" else "stopped" if stopped else None
+    if until == "exited":
+        return "reached" if stopped else None
+    if until in ("healthy", "unhealthy"):
+        if health == until:
+            return "reached"
+        if health is None:
+            return "no health check"
+        return "unhealthy" if health == "unhealthy" else "stopped" if stopped else None
+    if until == "ready":  # what `docker compose up --wait` waits for
+        if status == "running" and health in (None, "healthy"):
+            return "reached"
+        return "stopped" if stopped else "unhealthy" if health == "unhealthy" else None
+    if until == "answers":
+        return "stopped" if stopped else "reached" if answers() else None
+    # settled: it shows how it ends (stopped, never started, or the health check's verdict)
+    if stopped or (status == "created" and state.get("Error")) or (
+            status == "running" and health in ("healthy", "unhealthy")):
+        return "reached"
+    return None
+
+
+def _answers(probe, container):
+    try:
+        return bool(probe(container))
+    except (OSError, LookupError):  # not listening yet, or its port not published yet
+        return False
+
+
+def _ended(container, why, start, lines, until):
+    elapsed = time.perf_counter() - start
+    state, tail = container.attrs["State"], []
+    if lines and (why != "reached" or until in ("exited", "settled")):
+        try:
+            tail = container.logs(tail=lines).decode(errors="replace").strip().splitlines()
+        except NotFound:
+            pass
+    return Waited(container.name, why == "reached", why, state["Status"],
+                  (state.get("Health") or {}).get("Status"), state.get("ExitCode", 0), elapsed, tail)
