@@ -23,6 +23,24 @@ def test_closure_follows_dependencies_and_stops_there(tmp_path):
     assert "streamlit" not in names and "flask" not in names
 
 
+def test_stage_leaves_an_identical_copy_alone_and_swaps_a_different_one(tmp_path, monkeypatch):
+    house = tmp_path / "house"
+    house.mkdir()
+    for name in ("a-1-py3-none-any.whl", "b-1-py3-none-any.whl"):
+        (house / name).write_bytes(name.encode())
+    monkeypatch.setattr(wheelhouse, "WHEELHOUSE", house)
+    monkeypatch.setattr(wheelhouse, "status", lambda: (True, "ready"))
+    context = tmp_path / "ctx"
+    first = wheelhouse.stage(context)
+    inode = first.stat().st_ino
+    assert sorted(f.name for f in first.iterdir()) == sorted(f.name for f in house.iterdir())
+    assert wheelhouse.stage(context).stat().st_ino == inode  # same files: not touched
+    (house / "c-1-py3-none-any.whl").write_bytes(b"c")
+    again = wheelhouse.stage(context)
+    assert again.stat().st_ino != inode and len(list(again.iterdir())) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctx", "house"]  # no temporary folder left
+
+
 def test_closure_names_a_missing_wheel(tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text("not-in-the-wheelhouse==1.0\n")

@@ -24,6 +24,11 @@ def labels(owner, **extra):
     return {LABEL: owner, CREATED_BY: owner, **extra}
 
 
+def cli_labels(owner):
+    """The same labels as `docker run`/`docker volume create` flags, for commands a learner types."""
+    return " ".join(f"--label {k}={v}" for k, v in labels(owner).items())
+
+
 def image_labels(owner, **extra):
     """Labels for images built by `owner` (never CREATED_BY: containers would inherit it)."""
     return {LABEL: owner, **extra}

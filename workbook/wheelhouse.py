@@ -6,6 +6,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from email.parser import HeaderParser
 from pathlib import Path
@@ -125,13 +126,25 @@ def stage(context, requirements=None):
     ready, msg = status()
     if not ready:
         raise WorkbookError(f"The wheelhouse is not ready ({msg}).", "Run `make wheelhouse`.")
+    Path(context).mkdir(parents=True, exist_ok=True)
     dest = Path(context) / "wheels"
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for whl in closure(requirements) if requirements else WHEELHOUSE.glob("*.whl"):
+    wanted = sorted(closure(requirements) if requirements else WHEELHOUSE.glob("*.whl"))
+    if dest.is_dir() and sorted(f.name for f in dest.iterdir()) == [w.name for w in wanted]:
+        return dest  # already staged: leave it, a build running at the same time may be reading it
+    # Fill a new folder, then swap it in: a concurrent build never sees a half-filled wheels/.
+    # (beside the context, not in it: the build must not send the half-filled copy)
+    fresh = Path(tempfile.mkdtemp(prefix=".wheels-", dir=Path(context).resolve().parent))
+    for whl in wanted:
         try:
-            os.link(whl, dest / whl.name)
+            os.link(whl, fresh / whl.name)
         except OSError:  # another filesystem: copy instead
-            shutil.copy2(whl, dest / whl.name)
+            shutil.copy2(whl, fresh / whl.name)
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=".wheels-old-", dir=fresh.parent))
+        os.replace(dest, old / "wheels")
+        shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.replace(fresh, dest)
+    except OSError:  # another process swapped its own (identical) copy in first
+        shutil.rmtree(fresh, ignore_errors=True)
     return dest

@@ -16,7 +16,7 @@ Where things live (this package re-exports them all: notebooks and tests say `ch
     report.py               Report, Criterion, NotDone, Stop and the `check` decorator
     workspace.py            Lab, WORKSPACES (build/labs/), prepare(), prepare_folder() (labs 05-07),
                             reset_stack(), lab_file(), project_name(), stack_name(), _unfinished()
-    learner_image.py        helpers for checks: build(), run_service(), probe(), in_image(),
+    learner_image.py        helpers for checks: build(), run_service(), probe(), in_image(), learner_image(),
                             cleanup_containers(), predictions_ok(), why_no_answer(), instructions()
     stackfile.py            a compose or stack file read through `docker compose config`
     image_labs.py           labs 01-04: first_container, cache_friendly, smaller_image,
@@ -25,6 +25,8 @@ Where things live (this package re-exports them all: notebooks and tests say `ch
     troubleshooting_lab.py  lab 06: prepare_troubleshooting, start_broken, case_file,
                             troubleshooting
     rolling_lab.py          lab 07: prepare_rolling, rolling_images, rolling_update
+    lessonNN.py             the exercises inside lesson NN (checks.lesson01.limits(...)); each
+                            check cell is tagged `exercise`, see tests/test_exercises.py
 
 A name with a leading underscore belongs to this package: its modules share it, notebooks do not.
 
@@ -60,6 +62,7 @@ from .learner_image import (BUILD_HINT, LOOPBACK, NotStarted, build, cleanup_con
                             in_image, instructions, predictions_ok, probe, run_service,
                             why_no_answer)
 from .report import FAIL, PASS, Criterion, NotDone, Report, Stop, check
+from . import lesson01, lesson02, lesson03, lesson04
 from .rolling_lab import ROLL_WAIT, prepare_rolling, rolling_images, rolling_update
 from .troubleshooting_lab import (CASE_FILES, CASES, CAUSE_WORDS, DIAGNOSIS_HINTS, FIX_HINTS,
                                   FIXED, case_file, classify, prepare_troubleshooting,
@@ -74,7 +77,7 @@ __all__ = [
     "Report", "SIZE_BUDGET", "STACK_WAIT", "Stop", "WORKSPACES", "_unfinished", "build",
     "cache_friendly", "case_file", "check", "classify", "cleanup_containers", "compose_project",
     "compose_stack", "dependency_layer", "first_container", "hardened_image", "in_image",
-    "instructions", "lab_file", "predictions_ok", "prepare", "prepare_folder", "prepare_rolling",
+    "instructions", "lab_file", "lesson01", "lesson02", "lesson03", "lesson04", "predictions_ok", "prepare", "prepare_folder", "prepare_rolling",
     "prepare_troubleshooting", "probe", "project_name", "reset_stack", "rolling_images",
     "rolling_update", "run_service", "smaller_image", "stack_name", "start_broken",
     "troubleshooting", "user_id", "wait_health", "why_no_answer",

@@ -4,9 +4,9 @@ import os
 import re
 import time
 
-from docker.errors import DockerException, NotFound
+from docker.errors import DockerException, ImageNotFound, NotFound
 
-from .. import WorkbookError, bases, images, resources, service
+from .. import LABEL, WorkbookError, bases, images, resources, service
 from .report import NotDone, Stop
 
 
@@ -141,3 +141,71 @@ def _serves(r, client, lab, image, health_name="/health answers 200", **run_kw):
                  why_no_answer(container, text)):
         raise Stop()
     return container
+
+
+def learner_image(client, tag, todo="write the Dockerfile, then run your docker build"):
+    """The image the learner built as `tag` (NotDone while there is none)."""
+    try:
+        return client.images.get(tag)
+    except ImageNotFound:
+        raise NotDone(f"no image {tag}", todo) from None
+
+
+def learner_container(client, name, todo="run the cell with your `!docker run` first"):
+    """The container the learner named `name` (NotDone while there is none)."""
+    try:
+        return client.containers.get(name)
+    except NotFound:
+        raise NotDone(f"no container called {name}", todo) from None
+
+
+def running(r, container, hint):
+    """Criterion: the container is running (Stop if not: nothing else can be read from it)."""
+    container.reload()
+    if not r.add("it is running", container.status == "running",
+                 f"its status is {container.status!r}", hint):
+        raise Stop()
+
+
+def labelled(r, resource, owner, lesson):
+    """Criterion: a container, volume or image carries workbook=OWNER (the cleanup finds it)."""
+    found = (resource.attrs.get("Config") or resource.attrs).get("Labels") or {}
+    # A container inherits its image's labels; only {LABELS} on `docker run` adds CREATED_BY.
+    keys = (LABEL, resources.CREATED_BY) if "State" in resource.attrs else (LABEL,)
+    r.add(f"it carries the label {LABEL}={owner}", all(found.get(k) == owner for k in keys),
+          f"its labels are {found or 'none'}",
+          f"add {{LABELS}} to the command: the cleanup cell finds what carries the label ({lesson}, Cleanup)")
+
+
+def inside(container, command):
+    """(exit code, what `docker exec CONTAINER sh -c COMMAND` prints)."""
+    code, out = container.exec_run(["sh", "-c", command])
+    return code, out.decode(errors="replace").strip()
+
+
+def published(r, container):
+    """Criterion: port 5000 is published on 127.0.0.1 only; returns the host port or None."""
+    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(service.PORT) or []
+    local = [b for b in bindings if b["HostIp"] == "127.0.0.1"]
+    r.add("port 5000 is published on 127.0.0.1 only", local and len(local) == len(bindings),
+          f"port 5000 is published on {[b['HostIp'] or '0.0.0.0' for b in bindings]}" if bindings
+          else "port 5000 is not published",
+          "-p 127.0.0.1::5000 publishes the container's port 5000 on a free port of 127.0.0.1 "
+          "(lesson 02 §4)")
+    return int(local[0]["HostPort"]) if local else None
+
+
+def answers(r, port, timeout=30):
+    """Criterion: GET /health on 127.0.0.1:port answers 200 within `timeout` seconds."""
+    deadline, status = time.monotonic() + timeout, None
+    while port and time.monotonic() < deadline:
+        try:
+            status, _ = service.call(f"http://127.0.0.1:{port}", "/health", timeout=2)
+        except OSError:  # still starting: the connection is refused or dropped
+            status = None
+        if status == 200:
+            break
+        time.sleep(0.3)
+    r.add("it answers GET /health", status == 200,
+          f"no answer on 127.0.0.1:{port}" if port else "nothing to ask: no port on 127.0.0.1",
+          "the service listens on port 5000 inside the container: publish that one (lesson 02 §4)")

@@ -75,6 +75,9 @@ class Report:
         ok = sum(c.passed for c in self.criteria)
         return "done" if self.passed else f"{ok} of {len(self.criteria)} criteria passed"
 
+    def _ipython_display_(self):
+        """Show nothing more at the end of a cell: the check has printed the report already."""
+
     def __str__(self):
         lines = [self.title]
         lines += [str(c) for c in self.criteria]
