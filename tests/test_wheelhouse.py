@@ -15,6 +15,8 @@ def test_host_and_images_use_the_same_scikit_learn():
     assert pins["scikit-learn"] == sklearn.__version__
 
 
+# It reads the wheelhouse `make wheelhouse` downloads with the engine: not in the no-engine tier.
+@pytest.mark.engine
 def test_closure_follows_dependencies_and_stops_there(tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text("# the model service\nscikit-learn==1.9.1\n")
