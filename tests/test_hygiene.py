@@ -1,8 +1,12 @@
 """Runs after everything else (lessons included): nothing labelled 'workbook' is left."""
 
+import subprocess
+import sys
+
+import nbformat
 import pytest
 
-from workbook import resources
+from workbook import BUILD, ROOT, resources
 
 KEPT = {"bases", "ladder"}  # shared bases and ladder images, kept on purpose; `make clean` removes them
 
@@ -21,3 +25,24 @@ def test_nothing_labelled_workbook_is_left(client):
     images = [i.tags or i.short_id for i in left.pop("images") if i.labels.get("workbook") not in KEPT]
     leftovers = {k: [getattr(x, "name", x) for x in v] for k, v in left.items() if v}
     assert not leftovers and not images, f"left behind: {leftovers} images: {images}"
+
+
+def test_a_failed_notebook_leaves_nothing_behind(client):
+    """conftest.py (the repository's root) cleans up after a notebook whose cell failed."""
+    folder = BUILD / "failed-notebook"
+    folder.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in (
+        'from workbook import engine, resources\nOWNER = "test_failed_notebook"\n'
+        'engine.client().containers.run("workbook/python:3.11-slim", "sleep 300", detach=True,\n'
+        '                                 labels=resources.labels(OWNER))',
+        "1 / 0  # the failed cell: the cleanup cell below never runs",
+        "resources.cleanup(engine.client(), OWNER)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "failing.ipynb")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(folder / "failing.ipynb")], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 1 and "1 failed" in done.stdout, done.stdout[-2000:]
+    left = client.containers.list(all=True, filters={"label": "workbook=test_failed_notebook"})
+    for c in left:
+        c.remove(force=True)
+    assert not left, "the failed notebook's container outlived it"

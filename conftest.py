@@ -1,0 +1,44 @@
+"""For every notebook nbval runs (notebooks/ and solutions/): when one of its cells fails,
+remove what its OWNER made after its last cell, as its cleanup cell would have, so that no
+stack or container outlives a failed lesson or lab. (Test fixtures live in tests/conftest.py.)"""
+
+import json
+
+import pytest
+
+FAILED = set()  # the notebooks a cell of which failed in this run
+
+
+def _notebook(item):
+    return item.nodeid.split("::")[0].endswith(".ipynb")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember the notebook of a failed cell."""
+    report = (yield).get_result()
+    if report.failed and _notebook(item):
+        FAILED.add(str(item.fspath))
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """After a failed notebook's last cell, resources.cleanup(client, OWNER)."""
+    path = str(item.fspath)
+    if path not in FAILED or (nextitem is not None and str(nextitem.fspath) == path):
+        return
+    from workbook import engine, resources  # only notebooks that ran need the engine
+
+    owner = owner_of(path)
+    if owner:
+        resources.cleanup(engine.client(), owner)
+
+
+def owner_of(path):
+    """The OWNER a notebook's code sets (None if it sets none)."""
+    with open(path, encoding="utf-8") as f:
+        cells = json.load(f)["cells"]
+    for cell in cells:
+        for line in "".join(cell["source"]).splitlines():
+            if line.startswith("OWNER = "):
+                return line.split("=", 1)[1].split("#")[0].strip().strip("\"'")
+    return None
