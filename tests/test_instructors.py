@@ -87,6 +87,8 @@ def test_class_time_of_lessons_and_labs():
                                      "time),\n35 to read.") == 35
     assert instructors.class_minutes("**Time:** about 20 minutes (the check takes a minute).") == 20
     assert instructors.class_minutes("**Time:** about 6 minutes to run.") is None
+    assert instructors.class_minutes("**Time:** about 2 minutes to run, 20 to read,\n"
+                                     "and about 25 for the three exercises.") == 45
 
 
 def test_the_committed_guide_has_one_table(tmp_path):

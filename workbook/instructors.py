@@ -42,10 +42,12 @@ def title(intro):
 
 
 def class_minutes(intro):
-    """Minutes in class the 'Time:' line states: reading for a lesson, work for a lab (or None)."""
+    """Minutes in class the 'Time:' line states: reading (plus its exercises) for a lesson,
+    work for a lab (or None)."""
     m = (re.search(r"(\d+)\s+to read", intro)
          or re.search(r"Time:\**\s*about (\d+) minutes(?!\s+to run)", intro))
-    return int(m.group(1)) if m else None
+    exercises = re.search(r"(\d+)\s+for the (?:three )?exercises", intro)
+    return int(m.group(1)) + (int(exercises.group(1)) if exercises else 0) if m else None
 
 
 def run_info(report):
