@@ -16,8 +16,10 @@ Where things live (this package re-exports them all: notebooks and tests say `ch
     report.py               Report, Criterion, NotDone, Stop and the `check` decorator
     workspace.py            Lab, WORKSPACES (build/labs/), prepare(), prepare_folder() (labs 05-07),
                             reset_stack(), lab_file(), project_name(), stack_name(), _unfinished()
-    learner_image.py        helpers for checks: build(), run_service(), probe(), in_image(), learner_image(),
-                            cleanup_containers(), predictions_ok(), why_no_answer(), instructions()
+    learner_image.py        helpers for checks: build(), run_service(), probe(), in_image(),
+                            cleanup_containers(), predictions_ok(), why_no_answer(), instructions();
+                            for the lessons' exercises learner_image(), learner_container(),
+                            built_on(), running(), labelled(), published(), answers()
     stackfile.py            a compose or stack file read through `docker compose config`
     image_labs.py           labs 01-04: first_container, cache_friendly, smaller_image,
                             hardened_image
@@ -77,7 +79,8 @@ __all__ = [
     "Report", "SIZE_BUDGET", "STACK_WAIT", "Stop", "WORKSPACES", "_unfinished", "build",
     "cache_friendly", "case_file", "check", "classify", "cleanup_containers", "compose_project",
     "compose_stack", "dependency_layer", "first_container", "hardened_image", "in_image",
-    "instructions", "lab_file", "lesson01", "lesson02", "lesson03", "lesson04", "predictions_ok", "prepare", "prepare_folder", "prepare_rolling",
+    "instructions", "lab_file", "lesson01", "lesson02", "lesson03", "lesson04", "predictions_ok",
+    "prepare", "prepare_folder", "prepare_rolling",
     "prepare_troubleshooting", "probe", "project_name", "reset_stack", "rolling_images",
     "rolling_update", "run_service", "smaller_image", "stack_name", "start_broken",
     "troubleshooting", "user_id", "wait_health", "why_no_answer",

@@ -151,6 +151,12 @@ def learner_image(client, tag, todo="write the Dockerfile, then run your docker 
         raise NotDone(f"no image {tag}", todo) from None
 
 
+def built_on(image, base):
+    """True when `image` is built on `base`: its layers begin with all of the base's."""
+    ours, theirs = image.attrs["RootFS"]["Layers"], base.attrs["RootFS"]["Layers"]
+    return ours[:len(theirs)] == theirs
+
+
 def learner_container(client, name, todo="run the cell with your `!docker run` first"):
     """The container the learner named `name` (NotDone while there is none)."""
     try:

@@ -6,7 +6,8 @@ import time
 from docker.errors import ContainerError
 
 from .. import resources
-from .learner_image import answers, labelled, learner_container, learner_image, published, running
+from .learner_image import (answers, built_on, labelled, learner_container, learner_image, published,
+                            running)
 from .report import NotDone, Stop, check
 
 RUN_HINT = "docker run -d ... workbook/app:production: -d keeps it running in the background (lesson 02 §4)"
@@ -48,12 +49,11 @@ def note_layer(r, client, owner, tag):
     image = learner_image(client, tag)
     labelled(r, image, owner, "lesson 02")
     base = client.images.get("workbook/app:production")
-    ours, theirs = image.attrs["RootFS"]["Layers"], base.attrs["RootFS"]["Layers"]
-    if not r.add("it is built on workbook/app:production", ours[:len(theirs)] == theirs,
+    if not r.add("it is built on workbook/app:production", built_on(image, base),
                  "its first layers are not the production image's",
                  "FROM workbook/app:production: the new image shares all its layers (lesson 02 §3)"):
         raise Stop()
-    added = len(ours) - len(theirs)
+    added = len(image.attrs["RootFS"]["Layers"]) - len(base.attrs["RootFS"]["Layers"])
     r.add("it adds exactly one layer", added == 1, f"it adds {added}",
           "each RUN, COPY or ADD adds a layer; LABEL, ENV, CMD only change metadata (lesson 02 §3)")
     try:

@@ -5,7 +5,7 @@ import shutil
 from docker.errors import DockerException
 
 from .. import resources, service
-from .learner_image import inside, labelled, learner_container, learner_image, running
+from .learner_image import built_on, inside, labelled, learner_container, learner_image, running
 from .report import NotDone, Stop, check
 
 SLIM, FULL = "workbook/python:3.11-slim", "workbook/python:3.11"
@@ -38,12 +38,6 @@ def exercise_files(folder):
     return folder
 
 
-def _layers_start_with(image, base):
-    """True when `image` is built on `base`: its layers begin with all of the base's."""
-    ours, theirs = image.attrs["RootFS"]["Layers"], base.attrs["RootFS"]["Layers"]
-    return ours[:len(theirs)] == theirs
-
-
 @check("Exercise 04.1 · keep the compiler in the builder stage")
 def builder_stage(r, client, owner, tag):
     """The image prints HELLO by default, is built on the slim base and has no C compiler."""
@@ -55,8 +49,8 @@ def builder_stage(r, client, owner, tag):
           "COPY --from=builder the compiled program into the final stage and make it the CMD "
           "(lesson 04 §4)")
     slim, full = client.images.get(SLIM), client.images.get(FULL)
-    on_full = _layers_start_with(image, full)  # the full base is the slim one plus more layers
-    r.add(f"its final stage is FROM {SLIM}", _layers_start_with(image, slim) and not on_full,
+    on_full = built_on(image, full)  # the full base is the slim one plus more layers
+    r.add(f"its final stage is FROM {SLIM}", built_on(image, slim) and not on_full,
           f"it is built on {FULL}" if on_full else "its first layers are not the slim base's",
           f"the last FROM is the final image: FROM {SLIM} (lesson 04 §4)")
     found = _run(client, owner, image.id, "command -v gcc cc || true")
