@@ -109,3 +109,21 @@ def test_build_args_resolve_the_bases_once_per_process(monkeypatch):
     assert bases.build_args() == first and len(calls) == len(set(calls))
     first["PYTHON_IMAGE"] = "changed by a caller"
     assert bases.build_args()["PYTHON_IMAGE"] != "changed by a caller"
+
+
+def test_standin_names_tag_an_official_base_with_the_workbook_name(monkeypatch):
+    # With a registry, bases resolve to the official images; exercises still say
+    # FROM workbook/python:3.11-slim, so that name is tagged onto the official image.
+    tagged = []
+
+    class Image:
+        def tag(self, repo, tag):
+            tagged.append(f"{repo}:{tag}")
+
+    class Client:
+        images = type("Images", (), {"get": staticmethod(lambda ref: Image())})
+
+    official = {"python-slim": "python:3.11-slim", "redis": "workbook/redis:7.0-bookworm"}
+    monkeypatch.setattr(bases, "resolve", lambda key, client: bases.Resolved(key, official[key], True, "x"))
+    bases.standin_names(Client(), ("python-slim", "redis"))
+    assert tagged == ["workbook/python:3.11-slim"]  # the stand-in itself is not tagged again

@@ -21,7 +21,33 @@ from workbook import ROOT, resources
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Lessons that have their three exercises so far; the test below fails for one that gets them
 # and is not listed (strict xfail), so this list cannot fall behind.
-WITH_EXERCISES = {"01", "02", "03", "04"}
+WITH_EXERCISES = {"01", "02", "03", "04", "05"}
+
+# Lesson 05's given compose files (as in its answer cells), for the answers below to change.
+X_LABELS = """x-labels: &labels
+  workbook: ${WORKBOOK_OWNER}
+  workbook.created-by: ${WORKBOOK_OWNER}
+"""
+NET05 = "networks:\n  default:\n    labels: *labels\n"
+SCALE05 = ("%%writefile {EX}/scale/compose.yaml\nname: ${WORKBOOK_OWNER}-scale\n" + X_LABELS
+           + "services:\n  api:\n    image: workbook/app:production\n    labels: *labels\n"
+           + '    ports: ["127.0.0.1:5055:5000"]\n' + NET05)
+UP05 = "!docker compose -f {EX}/scale/compose.yaml up --detach --scale api=2"
+RESTART05 = ("%%writefile {EX}/restart/compose.yaml\nname: ${WORKBOOK_OWNER}-restart\n" + X_LABELS
+             + "services:\n  flaky:\n    image: workbook/python:3.11-slim\n    labels: *labels\n"
+             + '    command: ["python", "-c", "import time; time.sleep(1); raise SystemExit(3)"]\n' + NET05)
+KEEP05 = ("%%writefile {EX}/keep/compose.yaml\nname: ${WORKBOOK_OWNER}-keep\n" + X_LABELS
+          + "services:\n  cache:\n    image: workbook/redis:7.0-bookworm\n    labels: *labels\n"
+          + '    command: ["redis-server", "--appendonly", "yes"]\n' + NET05)
+
+
+def with_policy(policy):
+    return RESTART05.replace("    labels: *labels\n    command", f"    labels: *labels\n    {policy}\n    command")
+
+
+def with_data(mount, volumes=""):
+    return KEEP05.replace('"yes"]\n', f'"yes"]\n    volumes: ["{mount}"]\n') + volumes
+
 
 # Per exercise: other right answers, and wrong ones as (code, the criterion that must fail,
 # words its hint must contain); code is one cell or a list of cells. "before": the exercise
@@ -35,7 +61,7 @@ ANSWERS = {
             ("!docker run -d --init {LABELS} --name {OWNER}-pid {DEBIAN} sleep 300",
              "it sees processes that are not its own", "--pid=host"),
             ("!docker run -d --pid=host {LABELS} --name {OWNER}-pid {DEBIAN} true",
-             "it is running", "sleep 300"),
+             "it is running", "sleep 3600"),
             ("!docker run -d --pid=host --name {OWNER}-pid {DEBIAN} sleep 300",
              "it carries the label workbook={OWNER}", "{LABELS}"),
         ],
@@ -79,7 +105,7 @@ ANSWERS = {
              "it adds exactly one layer", "RUN, COPY or ADD adds a layer"),
             (["%%writefile {NOTE}/Dockerfile\nFROM workbook/app:production\nCOPY NOTE.txt /app/\n",
               "!docker build -t workbook/note:{OWNER} {NOTE}"],
-             "it carries the label workbook={OWNER}", "{LABELS}"),
+             "it carries the label workbook={OWNER}", "--label workbook="),
         ],
     },
     "02.2": {
@@ -176,7 +202,7 @@ ANSWERS = {
               "RUN gcc -o /hello hello.c\nFROM workbook/python:3.11-slim\nCOPY --from=builder /hello /hello\n"
               "CMD [\"/hello\"]\n",
               "!docker build -q -t workbook/hello:{OWNER} {EX}/multistage"],
-             "it carries the label workbook={OWNER}", "{LABELS}"),
+             "it carries the label workbook={OWNER}", "--label workbook="),
         ],
     },
     "04.2": {
@@ -225,6 +251,51 @@ ANSWERS = {
               "!docker build -q -t workbook/nonroot:{OWNER} --label workbook={OWNER} {EX}/nonroot\n"
               "!docker run -d --name {OWNER}-nonroot workbook/nonroot:{OWNER}"],
              "it carries the label workbook={OWNER}", "{LABELS}"),
+        ],
+    },
+    "05.1": {
+        "right": [[SCALE05.replace('    ports: ["127.0.0.1:5055:5000"]\n',
+                                   "    ports: [{target: 5000, host_ip: 127.0.0.1}]\n"
+                                   "    deploy: {replicas: 2}\n"),
+                   "!docker compose -f {EX}/scale/compose.yaml up --detach"]],
+        "wrong": [
+            ([SCALE05, UP05], "two api containers are running", "a fixed host port"),
+            ([SCALE05.replace('"127.0.0.1:5055:5000"', '"5000"'), UP05],
+             "each publishes port 5000 on 127.0.0.1 only", "127.0.0.1::5000"),
+            ([SCALE05.replace("5055", ""), "!docker compose -f {EX}/scale/compose.yaml up --detach"],
+             "two api containers are running", "--scale api=2"),
+            ([SCALE05.replace("5055", "").replace("    labels: *labels\n", ""), UP05],
+             "it carries the label workbook={OWNER}", "x-labels"),
+        ],
+    },
+    "05.2": {
+        "right": [[with_policy("restart: always"), "!docker compose -f {EX}/restart/compose.yaml up --detach"]],
+        "wrong": [
+            ([RESTART05, "!docker compose -f {EX}/restart/compose.yaml up --detach"],
+             "Docker started it again after each crash", "restart: on-failure"),
+            ([with_policy('restart: "on-failure:1"'), "!docker compose -f {EX}/restart/compose.yaml up --detach"],
+             "Docker started it again after each crash", "each time"),
+            ([RESTART05, "!docker compose -f {EX}/restart/compose.yaml up --detach\n"
+              "!sleep 2; docker compose -f {EX}/restart/compose.yaml restart"],
+             "Docker started it again after each crash", "restart: on-failure"),
+            ([with_policy("restart: on-failure").replace("    labels: *labels\n", ""),
+              "!docker compose -f {EX}/restart/compose.yaml up --detach"],
+             "it carries the label workbook={OWNER}", "x-labels"),
+        ],
+    },
+    "05.3": {
+        "right": [[with_data("/srv/x:/data", "volumes:\n  keep:\n    labels: *labels\n").replace(
+                       '"/srv/x:/data"', "{type: volume, source: keep, target: /data}").replace(
+                       "volumes: [", "volumes:\n      - ").replace("}]\n", "}\n"),
+                   "!docker compose -f {EX}/keep/compose.yaml up --detach"]],
+        "wrong": [
+            ([KEEP05, "!docker compose -f {EX}/keep/compose.yaml up --detach"],
+             "/data is on a named volume", "top-level volumes:"),
+            ([with_data("/data"), "!docker compose -f {EX}/keep/compose.yaml up --detach"],
+             "/data is on a named volume", "top-level volumes:"),
+            ([with_data("cache-data:/data", "volumes:\n  cache-data: {}\n"),
+              "!docker compose -f {EX}/keep/compose.yaml up --detach"],
+             "the volume carries the label workbook={OWNER}", "labels: *labels"),
         ],
     },
 }
@@ -320,7 +391,7 @@ class Shell:
         """Remove what the answer made, labelled or not (a wrong answer may leave out the label)."""
         resources.cleanup(client, self.owner)
         for c in client.containers.list(all=True, filters={"name": f"{self.owner}-"}):
-            c.remove(force=True)
+            c.remove(force=True, v=True)  # and its anonymous volumes
         for n in client.networks.list(filters={"name": f"{self.owner}-"}):
             n.remove()
         for v in client.volumes.list(filters={"name": f"{self.owner}-"}):

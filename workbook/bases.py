@@ -162,6 +162,15 @@ def resolve(key, client=None, rebuild=False):
     return Resolved(key, ref, False, how)
 
 
+def standin_names(client, keys):
+    """Tag each resolved base with its stand-in's name (workbook/...), so that an exercise can
+    say `FROM workbook/python:3.11-slim` whether this machine uses the official image or not."""
+    for key in keys:
+        found = resolve(key, client)
+        if found.ref != BASES[key].standin:
+            repo, tag = BASES[key].standin.rsplit(":", 1)
+            client.images.get(found.ref).tag(repo, tag)  # docker tag OFFICIAL workbook/...
+
 def resolve_all(client=None):
     """Resolve every base; return {key: Resolved}."""
     return {k: resolve(k, client) for k in BASES}

@@ -4,7 +4,7 @@ import shutil
 
 from docker.errors import DockerException
 
-from .. import resources, service
+from .. import bases, engine, resources, service
 from .learner_image import built_on, inside, labelled, learner_container, learner_image, running
 from .report import NotDone, Stop, check
 
@@ -17,8 +17,9 @@ CMD ["ls", "-A", "/app"]
 """
 
 
-def exercise_files(folder):
+def exercise_files(folder, client=None):
     """Make the exercises' folders under `folder` (a learner's own Dockerfiles are kept); return it."""
+    bases.standin_names(client or engine.client(), ("python-slim", "python"))  # SLIM and FULL
     (folder / "multistage").mkdir(parents=True, exist_ok=True)
     (folder / "multistage" / "hello.c").write_text(
         '#include <stdio.h>\n\nint main(void) {\n    puts("' + HELLO + '");\n    return 0;\n}\n')
@@ -82,10 +83,10 @@ def ignored(r, client, owner, tag, project):
     files = set(_run(client, owner, image.id, "find /app -mindepth 1").split())
     for path, why in (("/app/app.py", "the code"), ("/app/models/model.skops", "the model")):
         r.add(f"{path} is in the image ({why})", path in files, f"{path} is missing",
-              "a pattern also leaves out what it matches inside folders; `!PATTERN` takes a match "
-              "back (lesson 04 §5)")
+              "a pattern that matches a folder leaves out all of it; a later `!PATTERN` line takes a "
+              "match back (lesson 04 §5)")
     for path in ("/app/data", "/app/.git", "/app/__pycache__"):
-        r.add(f"{path} is not", path not in files, f"{path} was sent and copied",
+        r.add(f"{path} is not", path not in files, f"{path} is in the image",
               "one pattern per line, relative to the context: data/, .git, __pycache__ (lesson 04 §5)")
 
 
@@ -94,7 +95,7 @@ def non_root(r, client, owner, tag):
     """A running container of the learner's image: PID 1 not uid 0, a named user, set by the image."""
     image = learner_image(client, tag)
     c = learner_container(client, f"{owner}-nonroot")
-    running(r, c, "docker run -d ... with a CMD that keeps running, e.g. sleep 300 (lesson 02 §4)")
+    running(r, c, "docker run -d ... with a CMD that keeps running, e.g. sleep 3600 (lesson 02 §4)")
     labelled(r, c, owner, "lesson 04")
     if not r.add(f"it runs {tag}", c.image.id == image.id, f"it runs {c.image.tags or c.image.short_id}",
                  "rebuild, then remove the old container and run the new image"):
