@@ -149,6 +149,16 @@ CMD ["gunicorn", "--bind", "127.0.0.1:5000", "app:create_app()"]
     failed_with(report, "/health answers 200", "0.0.0.0", "lesson 03")
 
 
+
+def test_lab01_shell_form_cmd_with_parentheses(client, workspaces):
+    report = attempt(client, workspaces, "01", "shell-form", SINGLE + """\
+COPY app.py gunicorn.conf.py ./
+COPY models/ models/
+CMD gunicorn --config gunicorn.conf.py app:create_app()
+""")
+    failed_with(report, "/health answers 200", "exec form", "lesson 03 §2")
+
+
 # ---------------------------------------------------------------- lab 02
 
 
@@ -231,6 +241,18 @@ COPY models/ models/
 """ + GUNICORN)
     failed_with(report, "no pip cache or wheel files in the final image", "not the wheels",
                 "lesson 04 §4")
+
+
+
+def test_lab03_venv_not_on_the_path(client, workspaces):
+    report = attempt(client, workspaces, "03", "no-path", BUILDER + """\
+FROM ${PYTHON_IMAGE}
+WORKDIR /app
+COPY --from=builder /opt/venv /opt/venv
+COPY app.py gunicorn.conf.py ./
+COPY models/ models/
+""" + GUNICORN)
+    failed_with(report, "/health answers 200", "ENV PATH=/opt/venv/bin:$PATH")
 
 
 # ---------------------------------------------------------------- lab 04

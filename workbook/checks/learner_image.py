@@ -92,6 +92,8 @@ def probe(container, path="/health", timeout=45):
 
 
 LOOPBACK = re.compile(r"Listening at: http://(127\.0\.0\.1|localhost)[:/]")
+# dash: Syntax error: "(" unexpected; bash: syntax error near unexpected token `('
+SHELL_PARENS = re.compile(r"[Ss]yntax error(: \"\(\" unexpected| near unexpected token `\()")
 
 
 def why_no_answer(container, text):
@@ -102,7 +104,15 @@ def why_no_answer(container, text):
     if LOOPBACK.search(logs):
         return ("the server listens on 127.0.0.1 inside the container, which a published port "
                 "cannot reach: bind 0.0.0.0 (gunicorn.conf.py does; lesson 03 §3)")
-    if "executable file not found" in text or "No module named" in logs or "not found" in logs:
+    if SHELL_PARENS.search(logs):  # CMD gunicorn ... app:create_app() in shell form
+        return ("a shell-form CMD runs through /bin/sh, which reads the parentheses of "
+                "app:create_app() as its own syntax: write it in exec form, "
+                'CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"] (lesson 03 §2)')
+    if "executable file not found" in text:
+        return ("the command is not on the PATH: install requirements.txt, and if they went into a "
+                "virtual environment, put its bin/ on the PATH (ENV PATH=/opt/venv/bin:$PATH) "
+                "(lesson 03 §2, lesson 04 §4)")
+    if "No module named" in logs or "not found" in logs:
         return "the command or a package is missing: install requirements.txt, CMD gunicorn (lesson 03 §2)"
     return ("the service must start gunicorn with gunicorn.conf.py (it binds 0.0.0.0:5000) and "
             "EXPOSE 5000; compare with lesson 03 §2-3")
@@ -173,14 +183,16 @@ def running(r, container, hint):
         raise Stop()
 
 
-def labelled(r, resource, owner, lesson):
+def labelled(r, resource, owner, lesson, subject="it", how=None):
     """Criterion: a container, volume or image carries workbook=OWNER (the cleanup finds it)."""
     found = (resource.attrs.get("Config") or resource.attrs).get("Labels") or {}
+    how = how or (f"add --label {LABEL}={owner} to your docker build" if "RootFS" in resource.attrs
+                  else "add {LABELS} to the command")
     # A container inherits its image's labels; only {LABELS} on `docker run` adds CREATED_BY.
     keys = (LABEL, resources.CREATED_BY) if "State" in resource.attrs else (LABEL,)
-    r.add(f"it carries the label {LABEL}={owner}", all(found.get(k) == owner for k in keys),
+    r.add(f"{subject} carries the label {LABEL}={owner}", all(found.get(k) == owner for k in keys),
           f"its labels are {found or 'none'}",
-          f"add {{LABELS}} to the command: the cleanup cell finds what carries the label ({lesson}, Cleanup)")
+          f"{how}: the cleanup cell finds what carries the label ({lesson}, Cleanup)")
 
 
 def inside(container, command):

@@ -7,7 +7,7 @@ from .learner_image import inside as _inside
 from .learner_image import labelled, learner_container, running
 from .report import NotDone, check
 
-RUN_HINT = "start it with -d and a command that lasts, e.g. `sleep 300` (lesson 01 §3)"
+RUN_HINT = "start it with -d and a command that lasts, e.g. `sleep 3600` (lesson 01 §3)"
 
 
 def _running(r, container):
@@ -72,7 +72,8 @@ def shared_note(r, client, owner, image):
     users = client.containers.list(all=True, filters={"volume": name})
     r.add("the container that wrote it is gone", not users,
           f"still there: {', '.join(c.name for c in users)}",
-          "run the writer with --rm: the note must outlive its container (lesson 01 §4)")
+          "run the writer with --rm (docker rm NAME removes the one left): the note must outlive "
+          "its container (lesson 01 §4)")
     try:
         # (the trailing newline: a last line without one may not be in the logs yet when read)
         text = client.containers.run(image, ["sh", "-c", "cat /data/note.txt && echo"], remove=True,
