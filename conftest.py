@@ -1,12 +1,23 @@
 """For every notebook nbval runs (notebooks/ and solutions/): when one of its cells fails,
 remove what its OWNER made after its last cell, as its cleanup cell would have, so that no
-stack or container outlives a failed lesson or lab. (Test fixtures live in tests/conftest.py.)"""
+stack or container outlives a failed lesson or lab. It also notes the engine's volumes at the
+start, for tests/test_hygiene.py. (Test fixtures live in tests/conftest.py.)"""
 
 import json
 
 import pytest
 
 FAILED = set()  # the notebooks a cell of which failed in this run
+
+
+def pytest_sessionstart(session):
+    """Note the volumes that exist before any test (None without an engine)."""
+    try:
+        import docker
+        names = {v.name for v in docker.from_env(timeout=10).volumes.list()}
+    except Exception:  # no engine, or no docker-py: the tests that need one say so
+        names = None
+    session.config.volumes_before = names
 
 
 def _notebook(item):

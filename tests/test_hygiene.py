@@ -27,6 +27,18 @@ def test_nothing_labelled_workbook_is_left(client):
     assert not leftovers and not images, f"left behind: {leftovers} images: {images}"
 
 
+
+@pytest.mark.last
+def test_no_anonymous_volume_is_left(client, request):
+    # An image's VOLUME gives each container an anonymous volume, without labels; removing the
+    # container without v=True (docker-py's run(remove=True) does that) leaves it behind.
+    before = request.config.volumes_before
+    if before is None:
+        pytest.skip("no engine when the session started")
+    new = [v.name for v in client.volumes.list(filters={"dangling": True})
+           if v.name not in before and not v.attrs.get("Labels")]
+    assert not new, f"{len(new)} anonymous volumes left by this run: {new}"
+
 def test_a_failed_notebook_leaves_nothing_behind(client):
     """conftest.py (the repository's root) cleans up after a notebook whose cell failed."""
     folder = BUILD / "failed-notebook"
