@@ -11,17 +11,19 @@ criterion meant for it, with its hint.
 import contextlib
 import io
 import re
+import time
 from dataclasses import dataclass
 
 import nbformat
 import pytest
+from docker.errors import APIError, NotFound
 
-from workbook import ROOT, resources
+from workbook import ROOT, resources, swarm
 
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Lessons that have their three exercises so far; the test below fails for one that gets them
 # and is not listed (strict xfail), so this list cannot fall behind.
-WITH_EXERCISES = {"01", "02", "03", "04", "05"}
+WITH_EXERCISES = {"01", "02", "03", "04", "05", "06"}
 
 # Lesson 05's given compose files (as in its answer cells), for the answers below to change.
 X_LABELS = """x-labels: &labels
@@ -40,6 +42,10 @@ KEEP05 = ("%%writefile {EX}/keep/compose.yaml\nname: ${WORKBOOK_OWNER}-keep\n" +
           + "services:\n  cache:\n    image: workbook/redis:7.0-bookworm\n    labels: *labels\n"
           + '    command: ["redis-server", "--appendonly", "yes"]\n' + NET05)
 
+SERVICE06 = ("!docker service create --detach --init --update-monitor 1s --rollback-monitor 1s "
+             "--name {OWNER}-web {LABELS} "
+             "workbook/python:3.11-slim sleep 3600")
+
 
 def with_policy(policy):
     return RESTART05.replace("    labels: *labels\n    command", f"    labels: *labels\n    {policy}\n    command")
@@ -51,7 +57,7 @@ def with_data(mount, volumes=""):
 
 # Per exercise: other right answers, and wrong ones as (code, the criterion that must fail,
 # words its hint must contain); code is one cell or a list of cells. "before": the exercise
-# whose solution must run first (it builds on what that one made).
+# whose solutions must run first, in order (it builds on what they made).
 ANSWERS = {
     "01.1": {
         "right": ["!docker run -d --pid host {LABELS} --name {OWNER}-pid {DEBIAN} tail -f /dev/null"],
@@ -298,6 +304,43 @@ ANSWERS = {
              "the volume carries the label workbook={OWNER}", "labels: *labels"),
         ],
     },
+    "06.1": {
+        "right": ["!docker service create --detach --init --update-monitor 1s --rollback-monitor 1s "
+                  "--replicas 2 --name {OWNER}-web {LABELS} "
+                  "workbook/python:3.11-slim sleep 3600\n"
+                  "!docker service update --detach --replicas 3 {OWNER}-web"],
+        "wrong": [
+            ("!docker service create --detach --init --update-monitor 1s --rollback-monitor 1s "
+             "--replicas 3 --name {OWNER}-web {LABELS} "
+             "workbook/python:3.11-slim sleep 3600",
+             "it was scaled after it was created", "docker service scale"),
+            (SERVICE06 + "\n!docker service scale --detach {OWNER}-web=2",
+             "3 tasks are running", "docker service scale NAME=3"),
+            (SERVICE06.replace(" {LABELS}", "") + "\n!docker service scale --detach {OWNER}-web=3",
+             "the service carries the label workbook={OWNER}", "{LABELS}"),
+        ],
+    },
+    "06.2": {
+        "before": ["06.1"],
+        "right": ["!docker service update --detach --update-order start-first {OWNER}-web\n"
+                  "!docker service update --detach --env-add GREETING=hello {OWNER}-web"],
+        "wrong": [
+            ("!docker service update --detach --env-add GREETING=hello {OWNER}-web",
+             "its update order is start-first", "--update-order start-first"),
+            ("!docker service update --detach --update-order start-first {OWNER}-web",
+             "its tasks run with GREETING=hello", "--env-add"),
+            ("!docker service update --detach --update-order start-first --env-add GREETING=hi {OWNER}-web",
+             "its tasks run with GREETING=hello", "--env-add"),
+        ],
+    },
+    "06.3": {
+        "before": ["06.1", "06.2"],
+        "right": ["!docker service update --detach --rollback {OWNER}-web"],
+        "wrong": [
+            ("!docker service update --detach --env-rm GREETING {OWNER}-web",
+             "the swarm rolled it back", "docker service rollback"),
+        ],
+    },
 }
 
 
@@ -372,10 +415,12 @@ def test_every_lesson_has_three_exercises_and_key_points(path, request):
 class Shell:
     """An IPython shell that has run a lesson's setup cell; runs cells, returns what they print."""
 
-    def __init__(self, nb, owner):
+    def __init__(self, nb, owner, client):
         from IPython.core.interactiveshell import InteractiveShell
         self.ip = InteractiveShell.instance()
         self.owner = owner
+        # Lesson 06's exercises come after its §2 has made the engine a swarm manager.
+        self.started_swarm = swarm.ensure_swarm(client) if owner.endswith("_06") else False
         self.run(setup_code(nb, owner))
 
     def run(self, code):
@@ -390,8 +435,17 @@ class Shell:
     def clean(self, client):
         """Remove what the answer made, labelled or not (a wrong answer may leave out the label)."""
         resources.cleanup(client, self.owner)
-        for c in client.containers.list(all=True, filters={"name": f"{self.owner}-"}):
-            c.remove(force=True, v=True)  # and its anonymous volumes
+        if swarm.state(client) == "active":
+            for svc in client.services.list(filters={"name": f"{self.owner}-"}):
+                svc.remove()
+        deadline = time.monotonic() + 20  # a removed service's tasks go on their own, a moment later
+        while (left := client.containers.list(all=True, filters={"name": f"{self.owner}-"})):
+            for c in left:
+                with contextlib.suppress(NotFound, APIError):  # 409: the swarm is removing it
+                    c.remove(force=True, v=True)  # and its anonymous volumes
+            if time.monotonic() > deadline:
+                raise AssertionError(f"containers outlived the clean-up: {[c.name for c in left]}")
+            time.sleep(0.3)
         for n in client.networks.list(filters={"name": f"{self.owner}-"}):
             n.remove()
         for v in client.volumes.list(filters={"name": f"{self.owner}-"}):
@@ -413,15 +467,23 @@ def criterion(report, name):
 @pytest.fixture(scope="module")
 def shells(client):
     made = {}
-    yield lambda path: made.setdefault(path, Shell(lesson(path), f"test_ex_{path.name[:2]}"))
+
+    def get(path):
+        if path not in made:
+            made[path] = Shell(lesson(path), f"test_ex_{path.name[:2]}", client)
+        return made[path]
+
+    yield get
     for shell in made.values():
         shell.clean(client)
+        swarm.leave_if_started(client, shell.started_swarm, owners=(shell.owner,))
 
 
 @pytest.mark.parametrize("path,ex", EXERCISES, ids=[ex.id for _, ex in EXERCISES])
 def test_exercise_is_graded_right(client, shells, path, ex):
     shell = shells(path)
-    first = next((e.solution for _, e in EXERCISES if e.id == ANSWERS[ex.id].get("before")), [])
+    first = [cell for before in ANSWERS[ex.id].get("before", []) for _, e in EXERCISES if e.id == before
+             for cell in e.solution]
     answers = [("untouched", ex.answer), ("solution", ex.solution)]
     answers += [("another right answer", code) for code in ANSWERS[ex.id].get("right", [])]
     for kind, code in answers:

@@ -64,7 +64,7 @@ from .learner_image import (BUILD_HINT, LOOPBACK, NotStarted, build, cleanup_con
                             in_image, instructions, predictions_ok, probe, run_service,
                             why_no_answer)
 from .report import FAIL, PASS, Criterion, NotDone, Report, Stop, check
-from . import lesson01, lesson02, lesson03, lesson04, lesson05
+from . import lesson01, lesson02, lesson03, lesson04, lesson05, lesson06
 from .rolling_lab import ROLL_WAIT, prepare_rolling, rolling_images, rolling_update
 from .troubleshooting_lab import (CASE_FILES, CASES, CAUSE_WORDS, DIAGNOSIS_HINTS, FIX_HINTS,
                                   FIXED, case_file, classify, prepare_troubleshooting,
@@ -79,7 +79,7 @@ __all__ = [
     "Report", "SIZE_BUDGET", "STACK_WAIT", "Stop", "WORKSPACES", "_unfinished", "build",
     "cache_friendly", "case_file", "check", "classify", "cleanup_containers", "compose_project",
     "compose_stack", "dependency_layer", "first_container", "hardened_image", "in_image",
-    "instructions", "lab_file", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05",
+    "instructions", "lab_file", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06",
     "predictions_ok",
     "prepare", "prepare_folder", "prepare_rolling",
     "prepare_troubleshooting", "probe", "project_name", "reset_stack", "rolling_images",

@@ -185,7 +185,8 @@ def running(r, container, hint):
 
 def labelled(r, resource, owner, lesson, subject="it", how=None):
     """Criterion: a container, volume or image carries workbook=OWNER (the cleanup finds it)."""
-    found = (resource.attrs.get("Config") or resource.attrs).get("Labels") or {}
+    # A container's or image's labels are in Config, a service's in Spec, a volume's at the top.
+    found = (resource.attrs.get("Config") or resource.attrs.get("Spec") or resource.attrs).get("Labels") or {}
     how = how or (f"add --label {LABEL}={owner} to your docker build" if "RootFS" in resource.attrs
                   else "add {LABELS} to the command")
     # A container inherits its image's labels; only {LABELS} on `docker run` adds CREATED_BY.
