@@ -127,7 +127,7 @@ ANSWERS = {
         ],
     },
     "02.3": {
-        "before": "02.2",
+        "before": ["02.2"],
         "right": ["!docker restart {OWNER}-mine\n"
                   "port = int(client.containers.get(f'{OWNER}-mine').ports['5000/tcp'][0]['HostPort'])"],
         "wrong": [
@@ -390,6 +390,10 @@ EXERCISES = [(p, ex) for p in LESSONS for ex in exercises(lesson(p))]
 
 def test_every_exercise_is_whole():
     assert EXERCISES, "no lesson has exercises"
+    ids = {ex.id for _, ex in EXERCISES}
+    for number, answers in ANSWERS.items():
+        before = answers.get("before", [])
+        assert isinstance(before, list) and set(before) <= ids, f"{number}: 'before' lists exercise ids"
     for path, ex in EXERCISES:
         where = f"{path.name} exercise {ex.id}"
         assert ex.id and ex.id.startswith(path.name[:2]), f"{where}: a '### Exercise NN.N' title"
