@@ -214,17 +214,22 @@ def published(r, container):
     return int(local[0]["HostPort"]) if local else None
 
 
-def answers(r, port, timeout=30):
-    """Criterion: GET /health on 127.0.0.1:port answers 200 within `timeout` seconds."""
-    deadline, status = time.monotonic() + timeout, None
+def healthy(port, timeout=30):
+    """True when GET /health on 127.0.0.1:port answers 200 within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
     while port and time.monotonic() < deadline:
         try:
-            status, _ = service.call(f"http://127.0.0.1:{port}", "/health", timeout=2)
+            if service.call(f"http://127.0.0.1:{port}", "/health", timeout=2)[0] == 200:
+                return True
         except OSError:  # still starting: the connection is refused or dropped
-            status = None
-        if status == 200:
-            break
+            pass
         time.sleep(0.3)
+    return False
+
+
+def answers(r, port, timeout=30):
+    """Criterion: GET /health on 127.0.0.1:port answers 200 within `timeout` seconds."""
+    status = 200 if healthy(port, timeout) else None
     r.add("it answers GET /health", status == 200,
           f"no answer on 127.0.0.1:{port}" if port else "nothing to ask: no port on 127.0.0.1",
           "the service listens on port 5000 inside the container: publish that one (lesson 02 §4)")

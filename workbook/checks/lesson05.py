@@ -3,7 +3,7 @@
 import time
 
 from .. import bases, compose, engine, service
-from .learner_image import inside, labelled, running
+from .learner_image import healthy, inside, labelled, running
 from .report import NotDone, Stop, check
 
 # Each exercise is a project of its own, named in its file: `name: ${WORKBOOK_OWNER}-KIND`.
@@ -49,23 +49,10 @@ def two_replicas(r, client, owner):
           f"published on {sorted({x['HostIp'] or '0.0.0.0' for b in bindings for x in b}) or 'nothing'}",
           "\"127.0.0.1::5000\": this machine only, on a port Docker picks (lesson 05 §2)")
     ports = [int(x["HostPort"]) for b in bindings for x in b if x["HostIp"] == "127.0.0.1"]
-    answered = [p for p in ports if _health(p)]
+    answered = [p for p in ports if healthy(p)]
     r.add("each answers GET /health on its port", len(answered) == len(up) == len(ports) == 2,
           f"answered on {len(answered)} of {len(up)}: ports {ports}",
           "publish the container's port 5000, where gunicorn listens (lesson 05 §2)")
-
-
-def _health(port, timeout=30):
-    """True when GET /health on 127.0.0.1:port answers 200 within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if service.call(f"http://127.0.0.1:{port}", "/health", timeout=2)[0] == 200:
-                return True
-        except OSError:  # still starting
-            pass
-        time.sleep(0.3)
-    return False
 
 
 RESTART_HINT = ("restart: on-failure (or unless-stopped) under the service: Docker then starts the "
