@@ -32,13 +32,13 @@ install: $(VENV)/.installed
 engine: install
 	$(WB) engine
 
-bases: engine
+bases: wheelhouse
 	$(WB) bases
 
 wheelhouse: engine
 	$(WB) wheelhouse
 
-setup: engine bases wheelhouse
+setup: engine wheelhouse bases
 
 run: setup
 	$(WB) run

@@ -17,7 +17,7 @@ from workbook import engine, service
 
 # Fixtures whose setup builds the ladder or the labs' images, brings up a stack, deploys to
 # Swarm or drives the browser: any test that uses one is `slow`.
-SLOW_FIXTURES = {"ladder", "onnx_image", "audit_images", "workspaces", "compose_stack",
+SLOW_FIXTURES = {"ladder", "onnx_image", "audit_images", "workspaces", "compose_stack", "layouts",
                  "swarm_stack", "lab05", "lab06", "lab07", "browser"}
 # Every notebook is `engine`; all but these quick ones are `slow` too.
 QUICK_NOTEBOOKS = {"00_setup_check.ipynb", "01_containers_vs_vms.ipynb"}

@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from workbook import bases
+from workbook import ROOT, bases, inventory, wheelhouse
 
 DEB822 = """\
 Types: deb
@@ -84,6 +84,22 @@ def test_full_python_has_a_compiler_and_slim_has_none(client):
     probe = ["sh", "-c", "command -v gcc || echo none"]
     assert client.containers.run(full, probe, remove=True, labels={"workbook": "tests"}).strip()
     assert client.containers.run(slim, probe, remove=True, labels={"workbook": "tests"}).strip() == b"none"
+
+
+def test_python_standin_has_the_official_layout(client):
+    r = bases.resolve("python-slim", client)
+    if r.official:
+        pytest.skip("the official image is in use here")
+    script = ("for c in python python3 pip; do command -v $c; done; python -c 'import sys, sysconfig, ensurepip; "
+              "print(sys.prefix, sysconfig.get_paths()[\"purelib\"], ensurepip.version())'; "
+              "python -m venv /tmp/v && /tmp/v/bin/pip --version | cut -d' ' -f1-2")
+    out = client.containers.run(r.ref, ["sh", "-c", script], remove=True, labels={"workbook": "tests"})
+    pins = dict(line.split("==") for line in wheelhouse.pinned(ROOT / "docker/bases/python-slim/requirements.txt"))
+    assert out.decode().split() == ["/usr/local/bin/python", "/usr/local/bin/python3", "/usr/local/bin/pip",
+                                    "/usr/local", "/usr/local/lib/python3.11/site-packages", pins["pip"],
+                                    "pip", pins["pip"]]  # venvs are seeded with the same pip
+    # nothing the base installs matches an advisory that has a fix
+    assert not [m for m in inventory.advisories(inventory.packages(client, r.ref)) if m.fixed]
 
 
 def test_slim_standin_is_close_to_the_official_size(client):

@@ -217,6 +217,24 @@ CMD ["python", "-m", "gunicorn", "--config", "gunicorn.conf.py", "app:create_app
     assert report.passed, report
 
 
+def test_lab03_accepts_a_prefix_install(client, workspaces, production):
+    # pip install --prefix in the builder, the prefix copied over the final stage's /usr/local.
+    report = attempt(client, workspaces, "03", "prefix", HEAD + """\
+FROM ${PYTHON_BUILD_IMAGE} AS builder
+COPY requirements.txt /build/
+COPY wheels/ /build/wheels/
+RUN pip install --no-cache-dir --no-index --find-links=/build/wheels --prefix=/install \\
+      -r /build/requirements.txt
+
+FROM ${PYTHON_IMAGE}
+COPY --from=builder /install /usr/local
+WORKDIR /app
+COPY app.py gunicorn.conf.py ./
+COPY models/ models/
+""" + GUNICORN)
+    assert report.passed, report
+
+
 def test_lab03_final_stage_on_the_full_base(client, workspaces):
     report = attempt(client, workspaces, "03", "full-base", BUILDER + """\
 FROM ${PYTHON_BUILD_IMAGE}

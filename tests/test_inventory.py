@@ -1,5 +1,6 @@
 """workbook/inventory.py: packages read from image files, CycloneDX, advisories."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -119,7 +120,7 @@ def small(client, tmp_path_factory):
     (scratch / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /\n")
     slim = tmp_path_factory.mktemp("slim")
     (slim / "Dockerfile").write_text(f"FROM {bases.resolve('python-slim', client).ref}\n"
-                                     "RUN rm -rf /usr/lib/python3/dist-packages/wheel*\n")
+                                     "RUN rm -rf /usr/local/lib/python3.11/site-packages/wheel*\n")
     yield {"scratch": images.build(client, scratch, "workbook/test-inventory:scratch", OWNER, log="none"),
            "no-wheel": images.build(client, slim, "workbook/test-inventory:no-wheel", OWNER, log="none")}
     resources.cleanup(client, OWNER)
@@ -169,11 +170,14 @@ def test_the_production_sbom_is_valid_cyclonedx(production):
 def test_production_matches_the_advisories_for_its_versions(production):
     _, packages = production
     matches = inventory.advisories(packages)
-    pips = {m.path for m in matches if m.id == "GHSA-mq26-g339-26xf"}
-    assert pips == {"/opt/venv/lib/python3.11/site-packages", "/usr/lib/python3/dist-packages"}
-    ids = {m.id for m in matches}
-    assert "GHSA-cx63-2mw6-8hw5" in ids  # setuptools 66.1.1 < 70.0.0
-    assert not ids & {"GHSA-r9hx-vwmv-q579", "GHSA-jw8x-6495-233v", "DSA-5514-1"}  # fixed versions
+    # pip and setuptools are in two places (the base's and the venv's), at versions past every fix
+    places = {p.path for p in packages if p.name in ("pip", "setuptools")}
+    assert places == {"/opt/venv/lib/python3.11/site-packages", "/usr/local/lib/python3.11/site-packages"}
+    assert {(m.id, m.package, m.fixed) for m in matches} == {("CVE-2005-2541", "tar", None)}  # no fix exists
+    # the same matcher does match an older setuptools (CPython 3.11.2's bundled 65.5.0)
+    old = [dataclasses.replace(p, version="65.5.0") for p in packages if p.name == "setuptools"]
+    assert {m.id for m in inventory.advisories(old)} == {"GHSA-r9hx-vwmv-q579", "GHSA-cx63-2mw6-8hw5",
+                                                         "GHSA-5rjg-fvgr-3xxf"}
 
 
 def test_an_image_from_scratch_has_no_package(client, small):
@@ -186,7 +190,8 @@ def test_an_image_from_scratch_has_no_package(client, small):
 
 def test_a_package_deleted_by_a_later_layer_is_not_counted(client, small):
     base = inventory.packages(client, bases.resolve("python-slim", client).ref)
-    assert "wheel" in {p.name for p in base if p.type == "pypi"}
+    site = "/usr/local/lib/python3.11/site-packages"  # (setuptools/_vendor/ has a wheel of its own)
+    assert ("wheel", site) in {(p.name, p.path) for p in base if p.type == "pypi"}
     after = inventory.packages(client, small["no-wheel"])
-    assert "wheel" not in {p.name for p in after if p.type == "pypi"}
+    assert ("wheel", site) not in {(p.name, p.path) for p in after if p.type == "pypi"}
     assert {p for p in after if p.type == "deb"} == {p for p in base if p.type == "deb"}

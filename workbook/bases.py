@@ -1,5 +1,6 @@
-"""Resolve the base images: the official ones when available, Debian-built stand-ins offline."""
+"""Resolve the base images: the official ones when available, stand-ins built from Debian offline."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from docker.errors import DockerException, ImageNotFound
 
-from . import BUILD, LABEL, ROOT, WorkbookError, engine, images
+from . import BUILD, LABEL, ROOT, WorkbookError, engine, images, wheelhouse
 
 SUITE = os.environ.get("WORKBOOK_DEBIAN_SUITE", "bookworm")  # bookworm ships Python 3.11
 OWNER = "bases"
@@ -158,7 +159,7 @@ def resolve(key, client=None, rebuild=False):
     if rebuild:
         _build_args.clear()
     ref, built_now = _standin(client, key, rebuild)
-    how = "built now from Debian packages" if built_now else "built earlier from Debian packages"
+    how = f"built {'now' if built_now else 'earlier'} from {_made_from(key)}"
     return Resolved(key, ref, False, how)
 
 
@@ -193,6 +194,13 @@ def image_vars(client=None):
     return {b.build_arg: r.ref for b, r in ((BASES[k], r) for k, r in resolve_all(client).items())}
 
 
+def _made_from(key):
+    """What a stand-in is made from, in a few words."""
+    if key in PYTHON_FAMILY:  # CPython from source into /usr/local, as the official images
+        return f"Debian {SUITE}'s python3.11 source"
+    return "Debian packages"
+
+
 def _standin_labels(base, want):
     return {
         "workbook.standin-for": base.official,
@@ -200,7 +208,7 @@ def _standin_labels(base, want):
         "workbook.recipe": (f"debootstrap --variant=minbase {SUITE}, trimmed, docker import"
                             + (f"; then {base.recipe}/Dockerfile" if base.recipe else "")),
         "org.opencontainers.image.description":
-            f"Offline stand-in for {base.official}, built from Debian {SUITE} packages. Not the official image.",
+            f"Offline stand-in for {base.official}, built from {_made_from(base.key)}. Not the official image.",
     }
 
 
@@ -214,19 +222,36 @@ def _standin(client, key, rebuild=False):
     except ImageNotFound:
         old = None
     # The debootstrap root comes first when nothing is built yet: say how long all of them take.
-    usual = "; all stand-ins usually take about 1-2 min" if not base.recipe else ""
-    print(f"Building the stand-in {base.standin} for {base.official} (offline, from Debian "
-          f"packages{usual}) ...", flush=True)
+    usual = ("; all stand-ins usually take about 5 min, most of it compiling CPython"
+             if not base.recipe else "")
+    print(f"Building the stand-in {base.standin} for {base.official} (offline, from "
+          f"{_made_from(key)}{usual}) ...", flush=True)
     if not base.recipe:
         _import_rootfs(client, base, want)
-    else:  # stand-ins build on stand-ins: the same Debian packages all the way down
+    else:  # stand-ins build on stand-ins: the same Debian mirror all the way down
         parent_ref, _ = _standin(client, base.parent)
-        images.build(client, ROOT / base.recipe, base.standin, OWNER,
-                     buildargs={BASES[base.parent].build_arg: parent_ref},
-                     labels=_standin_labels(base, want), log="steps")
+        with _context(base) as context:
+            images.build(client, context, base.standin, OWNER,
+                         buildargs={BASES[base.parent].build_arg: parent_ref},
+                         labels=_standin_labels(base, want), log="steps")
     if old is not None:  # earlier builds lost their tags: do not leave them dangling
         client.images.prune(filters={"dangling": True, "label": f"{LABEL}={OWNER}"})
     return base.standin, True
+
+
+@contextlib.contextmanager
+def _context(base):
+    """The recipe folder as a build context, with the wheels its requirements.txt pins."""
+    recipe = ROOT / base.recipe
+    if not (recipe / "requirements.txt").exists():
+        yield recipe
+        return
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BUILD, prefix="base-context-") as tmp:
+        context = Path(tmp) / "context"
+        shutil.copytree(recipe, context)
+        wheelhouse.stage(context, recipe / "requirements.txt")
+        yield context
 
 
 def debian_mirror():

@@ -196,14 +196,21 @@ def check_non_root(f):
 def check_vulnerabilities(f):
     pkgs, found = f.inventory
     kinds = {t: sum(p.type == t for p in pkgs) for t in ("deb", "pypi")}
+    # An advisory with no fixed version leaves nothing to update to: it is named, not failed
+    # (what `trivy --ignore-unfixed` hides); one with a fix fails the item.
+    fixable = [a for a in found if _get(a, "fixed")]
     evidence = [f"inventory: {kinds['deb']} Debian packages, {kinds['pypi']} Python packages",
-                f"{len(found)} known advisories in the offline list" if found
-                else "no package matches the offline advisory list"]
-    worst_first = sorted(found, key=lambda a: -_rank_or_0(_get(a, "severity")))
+                f"{len(fixable)} known advisories with a fix in the offline list" if fixable
+                else "no package matches the offline advisory list" if not found
+                else "no advisory with a fix matches the offline advisory list"]
+    worst_first = sorted(fixable, key=lambda a: -_rank_or_0(_get(a, "severity")))
     for a in worst_first[:3]:
         evidence.append(shorten(_advisory_text(a), 90))
-    severity = _worst([_get(a, "severity") for a in found]) if found else None
-    return _item("vulnerabilities", "fail" if found else "pass", evidence, severity)
+    for a in found:
+        if not _get(a, "fixed"):
+            evidence.append(shorten(f"no fix exists, accepted: {_advisory_text(a)}", 90))
+    severity = _worst([_get(a, "severity") for a in fixable]) if fixable else None
+    return _item("vulnerabilities", "fail" if fixable else "pass", evidence, severity)
 
 
 

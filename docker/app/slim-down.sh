@@ -9,7 +9,7 @@ sitedirs=$("$python" -c 'import site; print(" ".join(site.getsitepackages()))')
 
 # 1. Package managers, their databases and installers: an image is rebuilt, never upgraded.
 rm -rf /var/lib/apt /var/lib/dpkg /var/cache/apt /var/cache/debconf /var/log/* /etc/apt \
-       /usr/lib/apt /usr/bin/apt* /usr/bin/dpkg* /usr/share/python-wheels
+       /usr/lib/apt /usr/bin/apt* /usr/bin/dpkg* /usr/share/python-wheels /usr/local/share/python-wheels
 for dir in $sitedirs /usr/lib/python3/dist-packages; do
   rm -rf "$dir"/pip "$dir"/pip-* "$dir"/setuptools* "$dir"/pkg_resources "$dir"/wheel \
          "$dir"/wheel-* "$dir"/_distutils_hack "$dir"/distutils-precedence.pth
@@ -21,8 +21,8 @@ rm -rf /usr/bin/perl* /usr/lib/*-linux-gnu/perl* /usr/share/perl* /usr/lib/*-lin
 # 3. Standard-library parts for interactive use or for building packages.
 (cd "$stdlib" && rm -rf ensurepip idlelib tkinter turtledemo lib2to3 pydoc_data distutils test)
 
-# 4. Manuals and translations (licences in /usr/share/doc stay).
-rm -rf /usr/share/man /usr/share/info /usr/share/locale
+# 4. Manuals, translations and C headers (licences in /usr/share/doc stay).
+rm -rf /usr/share/man /usr/share/info /usr/share/locale /usr/local/share/man /usr/local/include
 
 # 5. Shared libraries that nothing left links to. ldd lists what every remaining program and
 #    extension module needs; libraries glibc loads by name at run time (NSS for user names,
