@@ -11,7 +11,7 @@ WB := $(BIN)/python -m workbook
 .PHONY: help install engine bases wheelhouse setup run test test-fast test-engine bench lab labs notebooks clean doctor bundle load
 
 help:
-	@echo "make run    set up, then execute every notebook into build/executed/ (report: build/report.md)"
+	@echo "make run    set up, then execute every notebook into build/executed/ (report: build/report.md; NB=path for one)"
 	@echo "make test   set up, then unit tests + nbval over notebooks/ and solutions/ (the whole suite)"
 	@echo "make test-fast    the tests that need no Docker engine (API, manifests, labs, notebooks' shape)"
 	@echo "make test-engine  set up, then every test but the slow tier (ladder, stacks, Swarm, browser)"
@@ -41,7 +41,7 @@ wheelhouse: engine
 setup: engine wheelhouse bases
 
 run: setup
-	$(WB) run
+	$(WB) run $(NB)
 
 test: setup
 	$(BIN)/pytest

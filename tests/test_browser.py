@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from workbook import BUILD, ROOT, resources
+from workbook import BUILD, ROOT, notebooks, resources
 from workbook.resources import free_port
 
 try:
@@ -105,7 +105,7 @@ class Lab:
 
     def stop(self):
         """Shut the kernels down, then the server; kill whatever is left of what it started."""
-        children = _children(self.proc.pid)
+        children = notebooks.children(self.proc.pid)
         try:
             for kernel in self.api("kernels"):
                 self.api(f"kernels/{kernel['id']}", method="DELETE")
@@ -123,19 +123,6 @@ class Lab:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def _children(pid):
-    """Processes whose parent is `pid` (the server's kernels)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,17 @@ def failed_with(report, name, *hint_words):
 # ---------------------------------------------------------------- the framework
 
 
+def test_an_optional_criterion_is_shown_but_not_counted():
+    r = checks.Report("Lab 99 · example")
+    r.add("required", True)
+    r.add("extra", False, "found nothing", "do it this way (lesson 05 §2)", optional=True)
+    assert r.passed and r.failed == [] and r.verdict() == "done"
+    assert "✗ extra (optional, not counted): found nothing" in str(r)
+    assert str(r).endswith("done: all 1 criteria passed")
+    r.add("another", False)
+    assert not r.passed and r.failed == ["another"] and r.verdict() == "1 of 2 criteria passed"
+
+
 def test_report_lines_and_verdicts():
     r = checks.Report("Lab 99 · example")
     r.add("passes", True, note="1.0 s")
@@ -321,5 +332,19 @@ def test_lab04_user_created_but_not_used(client, workspaces):
     report = attempt(client, workspaces, "04", "root", BUILDER + FINAL4.replace(
         "WORKDIR /app", "RUN useradd --uid 1000 appuser\nWORKDIR /app") + """\
 HEALTHCHECK --interval=2s --timeout=2s """ + PROBE + GUNICORN)
-    failed_with(report, "runs as a non-root user (id -u in the running container)", "USER 1000",
+    failed_with(report, "runs as a non-root user (uid of the container's first process)", "USER 1000",
                 "lesson 04 §6")
+    failed_with(report, "the service cannot rewrite its own code or model", "owned by root")
+
+
+def test_lab04_code_owned_by_the_service_user(client, workspaces):
+    # Non-root, but the code and the model belong to the user the service runs as.
+    report = attempt(client, workspaces, "04", "chown", BUILDER + FINAL4.replace(
+        "WORKDIR /app", "RUN useradd --uid 1000 appuser\nWORKDIR /app").replace(
+        "COPY app.py", "COPY --chown=1000:1000 app.py").replace(
+        "COPY models/", "COPY --chown=1000:1000 models/") + """\
+USER 1000:1000
+HEALTHCHECK --interval=2s --timeout=2s """ + PROBE + GUNICORN)
+    failed_with(report, "the service cannot rewrite its own code or model", "--chown", "lesson 04 §6")
+    assert "/app/app.py" in report.get("the service cannot rewrite its own code or model").detail
+    assert report.get("runs as a non-root user (uid of the container's first process)").passed

@@ -90,6 +90,8 @@ def test_lab05_accepts_another_correct_stack(client, lab05):
      "the api's port 5000 is published on 127.0.0.1 only", "127.0.0.1::5000"),
     (("    healthcheck:\n      test: redis-cli ping | grep -q PONG\n      interval: 1s\n", ""),
      "cache has a health check", "redis-cli ping"),
+    (("test: redis-cli ping | grep -q PONG", 'test: ["CMD", "true"]'),
+     "cache's health check fails while cache is not running", "redis-cli ping"),
 ])
 def test_lab05_rejects_a_file_mistake_without_running_it(client, lab05, change, failed, hint):
     text = COMPOSE_OK.replace(*change)
@@ -98,6 +100,14 @@ def test_lab05_rejects_a_file_mistake_without_running_it(client, lab05, change, 
     assert report.failed == [failed], str(report)
     assert hint in report.get(failed).hint
     assert report.get("docker compose up starts every service") is None  # nothing ran
+
+
+def test_lab05_accepts_a_network_alias_for_redis(client, lab05):
+    text = COMPOSE_OK.replace("redis://cache:6379", "redis://kv:6379").replace(
+        "    image: ${REDIS_IMAGE}\n", "    image: ${REDIS_IMAGE}\n    networks: {default: {aliases: [kv]}}\n")
+    report = checks.compose_stack(client, lab_with(lab05, "compose.yaml", text), quiet=True)
+    assert report.passed, str(report)
+    assert report.figures["X-Cache, same request twice"] == "miss then hit"
 
 
 def test_lab05_rejects_an_invalid_file(client, lab05):
@@ -204,6 +214,21 @@ def test_lab07_a_stop_first_update_drops_requests(client, lab07):
     assert name in report.failed, str(report)
     assert "update_config.order is stop-first" in report.get(name).hint
     assert report.get("rollback to v1 under load: no failed request").passed
+    order = "updates and rollbacks start the new task first (order: start-first)"
+    assert order in report.failed and "update_config.order: stop-first" in report.get(order).detail
+
+
+def test_lab07_stop_first_is_caught_with_three_replicas(client, lab07):
+    """Three replicas would let nginx retry another one: the check runs one, and reads the order."""
+    lab_with(lab07, "stack.yaml", stack_file(
+        "{order: start-first, failure_action: rollback}", "{order: stop-first}", replicas=3))
+    report = checks.rolling_update(client, lab07, quiet=True)
+    order = "updates and rollbacks start the new task first (order: start-first)"
+    assert order in report.failed and "start-first in both" in report.get(order).hint
+    assert report.get("v1 deployed behind nginx").note == "deployed with 3 api replica(s), checked with 1"
+    assert report.get("update to v2 under load: no failed request").passed
+    name = "rollback to v1 under load: no failed request"
+    assert name in report.failed and "rollback_config.order is stop-first" in report.get(name).hint
 
 
 # ---------------------------------------------------------------- lab 06
@@ -273,6 +298,29 @@ def test_lab06_rejects_symptoms_and_fixes_that_do_not_fix(client, lab06):
     assert "curl" in report.get("case1: fixed (the container does its job)").detail
     assert "OOMKilled" in report.get("case3: fixed (the container does its job)").detail
     assert "docker stats" in report.get("case3: fixed (the container does its job)").hint
+
+
+def test_lab06_removing_what_fails_is_not_a_fix(client, lab06):
+    """No health check, no published port, no memory limit: each "works", none is a fix."""
+    (lab06.path / "case1" / "Dockerfile").write_text(
+        given(lab06, "case1").split("HEALTHCHECK")[0] + "HEALTHCHECK NONE\n")
+    (lab06.path / "case2" / "Dockerfile").write_text(
+        given(lab06, "case2").replace("COPY wsgi.py /app/", "COPY wsgi.py features.py /app/"))
+    compose2 = lab06.path / "case2" / "compose.yaml"
+    assert '["127.0.0.1::5000"]' in compose2.read_text()
+    compose2.write_text(compose2.read_text().replace('    ports: ["127.0.0.1::5000"]\n', ""))
+    case3 = "".join(ln for ln in given(lab06, "case3").splitlines(keepends=True)
+                    if "mem_limit" not in ln and "memswap_limit" not in ln)
+    (lab06.path / "case3" / "compose.yaml").write_text(case3)
+    report = checks.troubleshooting(client, lab06, {
+        "case1": "unhealthy", "case2": "missing-module", "case3": "oom"}, quiet=True)
+    fixed = [f"{c}: fixed (the container does its job)" for c in checks.CASES]
+    assert report.failed == fixed, str(report)
+    assert "the health check" in report.get(fixed[0]).detail
+    assert "the published port" in report.get(fixed[1]).detail
+    assert "the memory limit" in report.get(fixed[2]).detail
+    assert all("keeps the rest" in report.get(f).hint for f in fixed)
+    compose2.write_text((lab06.path / "given" / "case2" / "compose.yaml").read_text())
 
 
 def test_unfinished_files_are_not_done_but_optional_todos_are_fine(tmp_path):

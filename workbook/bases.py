@@ -222,7 +222,7 @@ def _standin(client, key, rebuild=False):
     except ImageNotFound:
         old = None
     # The debootstrap root comes first when nothing is built yet: say how long all of them take.
-    usual = ("; all stand-ins usually take about 5 min, most of it compiling CPython"
+    usual = ("; all stand-ins usually take about 3-4 min, most of it compiling CPython"
              if not base.recipe else "")
     print(f"Building the stand-in {base.standin} for {base.official} (offline, from "
           f"{_made_from(key)}{usual}) ...", flush=True)

@@ -1,9 +1,10 @@
-"""Wait for containers: poll until each reaches a condition, can no longer reach it, or time runs out."""
+"""Wait for containers: poll until each reaches a condition, can no longer reach it, or time runs out;
+and who their first process runs as."""
 
 import time
 from dataclasses import dataclass, field
 
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
 STOPPED = ("exited", "dead")
 UNTIL = ("running", "exited", "healthy", "unhealthy", "ready", "answers", "settled")
@@ -109,3 +110,17 @@ def _ended(container, why, start, lines, until):
             pass
     return Waited(container.name, why == "reached", why, state["Status"],
                   (state.get("Health") or {}).get("Status"), state.get("ExitCode", 0), elapsed, tail)
+
+
+def first_uid(container):
+    """The uid of the container's first process (PID 1), from `docker top`; None when not running."""
+    container.reload()
+    if container.status != "running":
+        return None
+    try:
+        top = container.top(ps_args="-o pid,uid")
+    except APIError:
+        return None
+    col = top["Titles"].index("UID")
+    procs = sorted(top.get("Processes") or [], key=lambda p: int(p[0]))
+    return int(procs[0][col]) if procs else None

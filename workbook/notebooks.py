@@ -1,8 +1,10 @@
 """Execute notebooks (papermill for runs, nbclient for committed copies) and report on them."""
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -102,10 +104,75 @@ def run_all(paths=None, parameters=None, report_to=None):
     guesses = estimates(paths, past_durations(report_to.with_suffix(".json")))
     print(f"{len(paths)} notebooks into {_rel(EXECUTED)}/ ({eta_text(left(guesses, 0))})", flush=True)
     live = interactive()
-    rows = [_run_one(i, paths, parameters, guesses, live) for i in range(1, len(paths) + 1)]
+    rows = []
+    # Ctrl-C: papermill's own clean-up can hang or be cut short by a second Ctrl-C, and the
+    # kernel runs in a session of its own; so the handler ends the kernels itself and exits.
+    previous = signal.signal(signal.SIGINT, lambda *_: _interrupted(paths, len(rows)))
+    try:
+        for i in range(1, len(paths) + 1):
+            rows.append(_run_one(i, paths, parameters, guesses, live))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     write_reports(rows, report_to)
     print(f"report: {report_to}")
     return 1 if any(r[1] != "ok" for r in rows) else 0
+
+
+def _interrupted(paths, done):
+    """On Ctrl-C: end the kernel and what it ran, say where the run stopped, exit 130."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    stopped = stop_children()
+    print(f"\ninterrupted: {_rel(paths[done])} (notebook {done + 1} of {len(paths)}) stopped "
+          f"with its kernel ({stopped} process group{'s' if stopped != 1 else ''} ended). What it "
+          f"had started carries the label workbook=...: `make clean` removes it. The {done} "
+          "notebook(s) before it finished.", file=sys.stderr, flush=True)
+    os._exit(130)  # at once: papermill's threads and its half-written output are left as they are
+
+
+def children(pid):
+    """The pids of `pid`'s child processes (read from /proc; none where there is no /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def stop_children(grace=3.0):
+    """End this process's children with their process groups (a kernel and what it ran):
+    SIGTERM, then SIGKILL after `grace` seconds; return how many groups there were."""
+    groups = set()
+    for pid in children(os.getpid()):
+        try:
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            pass
+    groups.discard(os.getpgrp())  # our own group: only the kernels' own sessions
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 0)):
+        for g in groups:
+            try:
+                os.killpg(g, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_alive(g) for g in groups):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(-1, os.WNOHANG)  # reap an ended kernel: a zombie still counts as alive
+            time.sleep(0.1)
+    return len(groups)
+
+
+def _alive(group):
+    """Whether any process of a process group is still there."""
+    try:
+        os.killpg(group, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _run_one(i, paths, parameters, guesses, live):

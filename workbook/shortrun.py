@@ -5,6 +5,7 @@ import time
 from docker.errors import APIError, DockerException, NotFound
 
 from .checklist import shorten
+from .containers import first_uid
 from .diagnose import diagnose
 from .resources import labels, unique_name
 
@@ -48,7 +49,7 @@ def short_run(client, image, owner, run_config, window):
         state = container.attrs["State"]
         run.update(status=container.status, exit_code=state.get("ExitCode"),
                    health=(state.get("Health") or {}).get("Status"),
-                   probe=_last_probe(state), uid=_uid(container))
+                   probe=_last_probe(state), uid=first_uid(container))
         run["stdout"] = container.logs(stdout=True, stderr=False).decode(errors="replace").splitlines()
         run["stderr"] = container.logs(stdout=False, stderr=True).decode(errors="replace").splitlines()
         try:
@@ -76,19 +77,6 @@ def _last_probe(state):
     last = probes[-1]
     lines = (last.get("Output") or "").strip().splitlines()
     return {"exit_code": last["ExitCode"], "output": lines[-1][:300] if lines else ""}
-
-
-def _uid(container):
-    """The uid of the container's first process, from `docker top` (None when not running)."""
-    if container.status != "running":
-        return None
-    try:
-        top = container.top(ps_args="-o pid,uid")
-    except APIError:
-        return None
-    col = top["Titles"].index("UID")
-    procs = sorted(top.get("Processes") or [], key=lambda p: int(p[0]))
-    return int(procs[0][col]) if procs else None
 
 
 def _diagnose(container):

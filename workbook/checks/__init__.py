@@ -59,7 +59,7 @@ wants "not done yet" printed there, with no error on the way.
 from .compose_lab import COMPOSE_HINT, STACK_WAIT, compose_project, compose_stack
 from .image_labs import (COMPILERS, FAST_REBUILD, HARDENED_RUN, HEALTH_WAIT, LEFTOVERS,
                          SIZE_BUDGET, cache_friendly, dependency_layer, first_container,
-                         hardened_image, smaller_image, user_id, wait_health)
+                         hardened_image, smaller_image, wait_health, writable_code)
 from .learner_image import (BUILD_HINT, LOOPBACK, NotStarted, build, cleanup_containers,
                             in_image, instructions, predictions_ok, probe, run_service,
                             why_no_answer)
@@ -84,5 +84,5 @@ __all__ = [
     "prepare", "prepare_folder", "prepare_rolling",
     "prepare_troubleshooting", "probe", "project_name", "reset_stack", "rolling_images",
     "rolling_update", "run_service", "smaller_image", "stack_name", "start_broken",
-    "troubleshooting", "user_id", "wait_health", "why_no_answer",
+    "troubleshooting", "wait_health", "why_no_answer", "writable_code",
 ]

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from docker.errors import DockerException
 
 from .. import scan
+from ..containers import first_uid
 from .learner_image import (NotStarted, _serves, build, cleanup_containers, in_image,
                             predictions_ok, probe, run_service)
 from .report import NotDone, Stop, check
@@ -182,10 +183,20 @@ def _started(entry):
         return datetime.min.replace(tzinfo=timezone.utc)
 
 
-def user_id(container):
-    """The uid the container's main process runs as (asked inside it, like `id -u`)."""
-    code, out = container.exec_run(["python", "-c", "import os; print(os.getuid())"])
-    return out.decode(errors="replace").strip() if code == 0 else None
+# Every path under the working directory that a user may write, listed inside the container
+# as that user (os.access: owner, group and mode, as the kernel will judge them).
+WRITABLE = ("import os, sys; top = sys.argv[1]; print('\\n'.join(p for d, _, fs in os.walk(top) "
+            "for p in [d] + [os.path.join(d, f) for f in fs] "
+            "if '__pycache__' not in p and os.access(p, os.W_OK)))")
+
+
+def writable_code(container, image, uid):
+    """What the service's own user may rewrite in its working directory (None: cannot tell)."""
+    top = image.attrs["Config"].get("WorkingDir") or "/"
+    if top == "/":
+        return None  # no WORKDIR: the code's folder cannot be told from the rest of the system
+    code, out = container.exec_run(["python", "-c", WRITABLE, top], user=str(uid))
+    return out.decode(errors="replace").split() if code == 0 else None
 
 
 @check("Lab 04 · hardened image")
@@ -194,11 +205,18 @@ def hardened_image(r, client, lab):
     try:
         image, _ = build(r, client, lab)
         container = _serves(r, client, lab, image, "the container starts and answers /health")
-        uid = user_id(container)
-        r.add("runs as a non-root user (id -u in the running container)", uid not in (None, "0"),
-              f"id -u says {uid}", note=f"uid {uid}", hint=
+        uid = first_uid(container)
+        r.add("runs as a non-root user (uid of the container's first process)", uid not in (None, 0),
+              f"docker top says uid {uid}", note=f"uid {uid}", hint=
               "create a user (useradd --uid 1000 ...) and switch to it with USER 1000 after the "
               "steps that need root (lesson 04 §6)")
+        writable = writable_code(container, image, uid) if uid is not None else None
+        r.add("the service cannot rewrite its own code or model", writable == [],
+              f"uid {uid} may write {', '.join(writable[:4])}" if writable
+              else "no WORKDIR, or the check could not run inside the image" if writable is None
+              else "", hint="leave the code and model owned by root (COPY without --chown) and "
+              "switch USER after copying them: the service reads them, it never writes them "
+              "(lesson 04 §6)")
         health, last = wait_health(container)
         r.figures["health"] = health or "no HEALTHCHECK"
         r.add("HEALTHCHECK reports healthy", health == "healthy",

@@ -31,11 +31,13 @@ class Criterion:
     detail: str = ""  # shown when it failed: what was found
     hint: str = ""  # shown when it failed: the concept and the lesson section to revisit
     note: str = ""  # shown when it passed: what was measured
+    optional: bool = False  # an extra the task offers: shown, never counted against the lab
 
     def __str__(self):
         if self.passed:
             return f"{PASS} {self.name}" + (f" ({self.note})" if self.note else "")
-        line = f"{FAIL} {self.name}" + (f": {self.detail}" if self.detail else "")
+        line = f"{FAIL} {self.name}" + (" (optional, not counted)" if self.optional else "")
+        line += f": {self.detail}" if self.detail else ""
         return line + (f"\n    hint: {self.hint}" if self.hint else "")
 
 
@@ -48,21 +50,25 @@ class Report:
     not_done: str = None
     figures: dict = field(default_factory=dict)
 
-    def add(self, name, passed, detail="", hint="", note=""):
+    def add(self, name, passed, detail="", hint="", note="", optional=False):
         """Record one criterion; return whether it passed."""
-        self.criteria.append(Criterion(name, bool(passed), detail, hint, note))
+        self.criteria.append(Criterion(name, bool(passed), detail, hint, note, optional))
         return bool(passed)
 
     @property
+    def required(self):
+        """The criteria that count (the optional ones left out)."""
+        return [c for c in self.criteria if not c.optional]
+
+    @property
     def passed(self):
-        """True when the check ran to the end and every criterion passed."""
-        return self.not_done is None and bool(self.criteria) and all(
-            c.passed for c in self.criteria)
+        """True when the check ran to the end and every required criterion passed."""
+        return self.not_done is None and bool(self.required) and all(c.passed for c in self.required)
 
     @property
     def failed(self):
-        """The names of the criteria that failed."""
-        return [c.name for c in self.criteria if not c.passed]
+        """The names of the required criteria that failed."""
+        return [c.name for c in self.required if not c.passed]
 
     def get(self, name):
         """The criterion called name (None if the check never reached it)."""
@@ -72,8 +78,8 @@ class Report:
         """One line: done, not done yet, or how many criteria passed."""
         if self.not_done:
             return "not done yet"
-        ok = sum(c.passed for c in self.criteria)
-        return "done" if self.passed else f"{ok} of {len(self.criteria)} criteria passed"
+        ok = sum(c.passed for c in self.required)
+        return "done" if self.passed else f"{ok} of {len(self.required)} criteria passed"
 
     def _ipython_display_(self):
         """Show nothing more at the end of a cell: the check has printed the report already."""
@@ -84,7 +90,7 @@ class Report:
         if self.not_done:
             lines.append(f"not done yet: {self.not_done}")
         elif self.passed:
-            lines.append(f"done: all {len(self.criteria)} criteria passed")
+            lines.append(f"done: all {len(self.required)} criteria passed")
         else:
             lines.append(f"{self.verdict()}: fix the ✗ lines and run this check again")
         return "\n".join(lines)

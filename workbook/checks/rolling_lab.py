@@ -124,6 +124,9 @@ def rolling_update(r, client, lab):
                           "never", name, env=env, echo=False)
         replicas = ((svc.get("deploy") or {}).get("replicas")) or 1
         swarm.wait_converged(client, api, replicas, ROLL_WAIT)
+        if replicas != 1:  # with more, nginx's retry on another replica could hide a stop-first gap
+            _quiet("service", "scale", "--detach", f"{api}=1")
+            swarm.wait_converged(client, api, 1, ROLL_WAIT)
         swarm.wait_converged(client, f"{name}_nginx", 1, ROLL_WAIT)
         url = f"http://127.0.0.1:{port}/api/predict"
         deadline = time.monotonic() + 30  # nginx learns the api's address within a second or so
@@ -132,7 +135,13 @@ def rolling_update(r, client, lab):
         r.add("v1 deployed behind nginx", _versions_now(url, 5) == ["1"],
               "nginx does not answer with model_version 1",
               "keep the given nginx service and network (lesson 06 §5)",
-              note=f"{replicas} api replica(s)")
+              note=f"deployed with {replicas} api replica(s), checked with 1")
+        orders = {"update_config": update["order"], "rollback_config": rollback["order"]}
+        r.add("updates and rollbacks start the new task first (order: start-first)",
+              set(orders.values()) == {"start-first"},
+              ", ".join(f"{k}.order: {v}" for k, v in orders.items()),
+              "with stop-first the old task stops before the new one answers: with one replica "
+              "nothing answers in between; set order: start-first in both (lesson 06 §8)")
         update_hint = rollback_hint = ("a new task must be healthy before an old one stops "
                                        "(lesson 06 §8)")
         if update["order"] != "start-first":
@@ -142,9 +151,9 @@ def rolling_update(r, client, lab):
             rollback_hint = ("rollback_config.order is stop-first: a rollback replaces the task "
                              "too, with its own settings (lesson 06 §9)")
         update_step = ("service", "update", "--detach", "--no-resolve-image", "--image", v2, api)
-        _roll(r, client, api, replicas, url, lambda: _quiet(*update_step), "update to v2", "2",
+        _roll(r, client, api, 1, url, lambda: _quiet(*update_step), "update to v2", "2",
               update_hint)
-        _roll(r, client, api, replicas, url, lambda: _quiet("service", "rollback", "--detach", api),
+        _roll(r, client, api, 1, url, lambda: _quiet("service", "rollback", "--detach", api),
               "rollback to v1", "1", rollback_hint)
     finally:
         with contextlib.redirect_stdout(io.StringIO()):  # no `$ docker stack rm` in the report

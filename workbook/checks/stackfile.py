@@ -15,19 +15,31 @@ def _config(project):
     return json.loads(done.stdout), None
 
 
-def _healthcheck(svc, client):
-    """'yours', 'the image's' or None: where a service's health check comes from."""
+def _probe(svc, client):
+    """(where, test): where a service's health check comes from ('yours', 'the image's') and
+    its test (["CMD", ...] or ["CMD-SHELL", "..."]); (None, None) without one."""
     hc = svc.get("healthcheck") or {}
     if hc.get("disable") or (hc.get("test") or [None])[0] == "NONE":
-        return None
+        return None, None
     if hc.get("test"):
-        return "yours"
+        return "yours", hc["test"]
     try:
         image = client.images.get(svc.get("image", ""))
     except DockerException:
-        return None
+        return None, None
     test = (image.attrs["Config"].get("Healthcheck") or {}).get("Test") or ["NONE"]
-    return "the image's" if test[0] != "NONE" else None
+    return ("the image's", test) if test[0] != "NONE" else (None, None)
+
+
+def _healthcheck(svc, client):
+    """'yours', 'the image's' or None: where a service's health check comes from."""
+    return _probe(svc, client)[0]
+
+
+def _names(svc, name):
+    """Every DNS name other containers of the project reach a service by."""
+    aliases = [a for net in (svc.get("networks") or {}).values() for a in (net or {}).get("aliases") or []]
+    return {name, *aliases, *([svc["container_name"]] if svc.get("container_name") else [])}
 
 
 def _waits_for(svc, other):

@@ -155,13 +155,28 @@ def troubleshooting(r, client, lab, diagnoses):
                 continue
             box = found[0]
             ok = broken.works(box, timeout=60)
-            r.add(f"{case}: {FIXED}", ok,
-                  "still wrong: " + _state_line(box), FIX_HINTS[name],
-                  note="healthy, answers /health and /predict")
+            removed = _removed(box, name)
+            gone = f"removed instead of repaired: {'; '.join(removed)}" if removed else ""
+            r.add(f"{case}: {FIXED}", ok and not removed,
+                  gone if ok else "; ".join(filter(None, ["still wrong: " + _state_line(box), gone])),
+                  "a fix repairs what fails and keeps the rest: " + FIX_HINTS[name] if removed
+                  else FIX_HINTS[name], note="healthy, answers /health and /predict")
         finally:
             project("down", "--volumes", "--remove-orphans", "--timeout", "2", check=False)
     fixed = sum(c.passed for c in r.criteria if c.name.endswith(FIXED))
     r.figures["cases fixed"] = f"{fixed} of {len(CASES)}"
+
+
+def _removed(container, name):
+    """What a "fix" took away instead of repairing: the health check, the published port the
+    check calls /predict through, or (for the memory case) the memory limit itself."""
+    test = (container.attrs["Config"].get("Healthcheck") or {}).get("Test") or ["NONE"]
+    gone = ["the health check (repair the probe, keep it)"] if test[0] == "NONE" else []
+    if not (container.attrs["HostConfig"].get("PortBindings") or {}).get(service.PORT):  # as configured
+        gone.append('the published port (keep ports: ["127.0.0.1::5000"]: the check calls /predict)')
+    if name == "oom" and not container.attrs["HostConfig"].get("Memory"):
+        gone.append("the memory limit (raise mem_limit and memswap_limit, do not delete them)")
+    return gone
 
 
 def _state_line(container):
