@@ -147,8 +147,7 @@ def test_pattern_serves_the_model(client, layouts, pattern):
         assert c and waited.reached, waited
         labels, _ = service.predictions(c)  # POST /predict with the known flowers
         assert labels == [want for _, want in service.SAMPLES]
-        uid = c.exec_run("id -u").output.decode().strip()
-        assert uid == ("0" if pattern == "user-as-root" else "1000")
+        assert containers.first_uid(c) == (0 if pattern == "user-as-root" else 1000)  # PID 1's
     finally:
         if c:
             c.remove(force=True, v=True)
