@@ -8,7 +8,7 @@ that drops requests, a memory limit still too low) are run for real.
 
 import pytest
 
-from workbook import checks, resources, swarm
+from workbook import ROOT, checks, resources, swarm
 
 COMPOSE_OK = """
 services:
@@ -48,9 +48,48 @@ def test_classify_reads_a_cause_from_a_key_or_words(text, cause):
     assert checks.classify(text) == cause
 
 
-def test_case_names_do_not_give_the_cause_away():
-    assert not set(checks.CASES) & set(checks.CAUSE_WORDS)
-    assert set(checks.CASES.values()) == set(checks.DIAGNOSIS_HINTS) == set(checks.FIX_HINTS)
+def test_lab06_draws_one_case_of_each_pool_for_each_learner():
+    draws = [checks.cases_for(f"learner {i}") for i in range(60)]
+    assert checks.cases_for("ann") == checks.cases_for("ann")
+    assert len({tuple(d.values()) for d in draws}) >= 30  # cases and their order vary
+    for d in draws:
+        assert list(d) == ["case1", "case2", "case3"]
+        assert all(sum(v in pool for v in d.values()) == 1 for pool in checks.POOLS)
+    assert sorted(v for pool in checks.POOLS for v in pool) == sorted(checks.VARIANTS)
+    assert {v.cause for v in checks.VARIANTS.values()} == set(checks.DIAGNOSIS_HINTS)
+    assert not {"case1", "case2", "case3"} & set(checks.CAUSE_WORDS)
+
+
+def test_lab06_given_files_say_nothing_of_why(tmp_path):
+    lab = checks.troubleshooting_lab
+    for name, variant in checks.VARIANTS.items():
+        lab._copy_case(lab.VARIANTS_DIR / name, tmp_path / name, "case1")
+        files = {f.name: f.read_text() for f in (tmp_path / name).iterdir()}
+        assert variant.file in files and "compose.yaml" in files
+        for fname in ("Dockerfile", "compose.yaml"):
+            assert "#" not in files.get(fname, ""), (name, fname)
+        telling = [name, "broken", "fixed", "wrong", "forgot", "missing", "oom", "todo"]
+        assert not [w for text in files.values() for w in telling if w in text.lower()], name
+        fixed = lab.fixed_file(name)
+        assert fixed.exists(), fixed
+
+
+def test_lab06_fixes_are_not_in_lesson_09s_output():
+    """Lesson 09 prints its 13 cases' fixes; the lab's must not be among them."""
+    import difflib
+    import json
+
+    nb = json.loads((ROOT / "notebooks" / "09_troubleshooting.ipynb").read_text())
+    shown = "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                      for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
+    lab = checks.troubleshooting_lab
+    for name, variant in checks.VARIANTS.items():
+        folder = lab.VARIANTS_DIR / name
+        broken = (folder / variant.file).read_text().splitlines()
+        fixed = lab.fixed_file(name).read_text().splitlines()
+        added = [ln[1:].strip() for ln in difflib.unified_diff(broken, fixed, lineterm="", n=0)
+                 if ln.startswith("+") and not ln.startswith("+++") and not ln[1:].lstrip().startswith("#")]
+        assert not [ln for ln in added if len(ln) > 8 and ln in shown], name
 
 
 # ---------------------------------------------------------------- lab 05
@@ -234,93 +273,115 @@ def test_lab07_stop_first_is_caught_with_three_replicas(client, lab07):
 # ---------------------------------------------------------------- lab 06
 
 
+# One lab holding every variant once, so that a single start and two check runs cover them all.
+EVERY = {f"case{i}": name for i, name in enumerate(checks.VARIANTS, 1)}
+BY_NAME = {name: case for case, name in EVERY.items()}
+
+
 @pytest.fixture(scope="module")
 def lab06(client):
-    lab = checks.prepare_troubleshooting(client, "06", "test_checks_06")
+    lab = checks.prepare_troubleshooting(client, "06", "test_checks_06", cases=EVERY)
     yield lab
     checks.reset_stack(client, lab.owner)
     resources.cleanup(client, lab.owner)
     assert resources.find(client, lab.owner)["containers"] == []
 
 
-def given(lab, case):
-    return (lab.path / "given" / case / checks.CASE_FILES[checks.CASES[case]]).read_text()
+def given(lab, name, file=None):
+    return (lab.path / "given" / BY_NAME[name] / (file or checks.VARIANTS[name].file)).read_text()
 
 
-def test_lab06_given_cases_are_broken_and_say_nothing_of_why(client, lab06):
-    for case, name in checks.CASES.items():
-        assert name not in given(lab06, case) and "#" not in given(lab06, case)
+def write(lab, name, text, file=None):
+    (lab.path / BY_NAME[name] / (file or checks.VARIANTS[name].file)).write_text(text)
+
+
+def test_lab06_given_cases_show_the_cause_docker_records(client, lab06):
+    from workbook.diagnose import diagnose
+
     boxes = checks.start_broken(client, lab06)
-    states = {case: box.attrs["State"] for case, box in boxes.items()}
-    assert states["case1"]["Health"]["Status"] == "unhealthy"  # the unhealthy case
-    assert states["case2"]["Status"] == "exited"  # the missing module
-    assert states["case3"]["OOMKilled"] and states["case3"]["ExitCode"] == 137
+    assert {case: diagnose(box).cause for case, box in boxes.items()} == {
+        case: checks.VARIANTS[name].cause for case, name in EVERY.items()}
 
 
 def test_lab06_not_done_before_anything_is_recorded(client, lab06):
-    report = checks.troubleshooting(client, lab06, {c: "" for c in checks.CASES}, quiet=True)
+    report = checks.troubleshooting(client, lab06, {c: "" for c in EVERY}, quiet=True)
     assert report.not_done and not report.criteria
 
 
-def test_lab06_accepts_other_words_and_other_fixes(client, lab06):
-    (lab06.path / "case1" / "Dockerfile").write_text(given(lab06, "case1").split("HEALTHCHECK")[0]
-        + "HEALTHCHECK --interval=2s CMD python -c \"import urllib.request as r; "
-          "r.urlopen('http://localhost:5000/health')\"\n")
-    (lab06.path / "case2" / "Dockerfile").write_text(
-        given(lab06, "case2").replace("COPY wsgi.py /app/", "COPY wsgi.py /app/\nCOPY features.py /app/"))
-    (lab06.path / "case3" / "compose.yaml").write_text(
-        given(lab06, "case3").replace("48m", "1g"))
+def restore(lab):
+    for case in EVERY:
+        for f in (lab.path / "given" / case).iterdir():
+            (lab.path / case / f.name).write_text(f.read_text())
+            (lab.path / case / f.name).chmod(0o644)
+
+
+def test_lab06_solution_fixes_and_diagnoses_pass(client, lab06):
+    lab = checks.troubleshooting_lab
+    for case, name in EVERY.items():  # each reference fix as the lab would hand it out
+        write(lab06, name, lab._as_given(lab.fixed_file(name), case))
+    words = {"probe-path": "the health check calls /healthz, which answers 404",
+             "missing-schema": "No module named 'schema': schema.py is not copied",
+             "model-file-env": "KeyError: the environment variable MODEL_FILE is not set",
+             "oom-24m": "out of memory: OOMKilled, exit code 137",
+             "entrypoint-mode": "entrypoint.sh has no execute bit: permission denied, 126"}
     report = checks.troubleshooting(client, lab06, {
-        "case1": "the probe fails: the health check imports requests",
-        "case2": "wsgi.py imports features, a module the image does not have",
-        "case3": "Out of memory: the kernel killed it (OOMKilled, exit code 137)"}, quiet=True)
+        case: words.get(name, checks.VARIANTS[name].cause) for case, name in EVERY.items()},
+        quiet=True)
+    restore(lab06)
     assert report.passed, str(report)
-    assert report.figures == {"diagnoses right": "3 of 3", "cases fixed": "3 of 3"}
+    assert report.figures == {"diagnoses right": "9 of 9", "cases fixed": "9 of 9"}
 
 
-def test_lab06_rejects_symptoms_and_fixes_that_do_not_fix(client, lab06):
-    """'crashed' names no cause; the probe's ModuleNotFoundError is not the app's; a limit
-    still too low is still OOM; a probe with curl, which the image lacks, stays unhealthy."""
-    probe = "\"python\", \"-c\", \"import requests; requests.get('http://localhost:5000/health')\""
-    assert probe in given(lab06, "case1")
-    (lab06.path / "case1" / "Dockerfile").write_text(given(lab06, "case1").replace(
-        probe, '"curl", "-f", "http://localhost:5000/health"'))
-    (lab06.path / "case2" / "Dockerfile").write_text(
-        given(lab06, "case2").replace("COPY wsgi.py /app/", "COPY wsgi.py features.py /app/"))
-    (lab06.path / "case3" / "compose.yaml").write_text(given(lab06, "case3").replace("48m", "64m"))
+def test_lab06_other_fixes_pass_and_wrong_ones_fail_with_their_hints(client, lab06):
+    """Right fixes other than the solution's, fixes that remove what fails, fixes that do not
+    fix, a symptom or another cause as the diagnosis, and a given container removed."""
+    probe = "HEALTHCHECK --interval=2s CMD python -c \"import urllib.request as r; r.urlopen('http://localhost:5000/health')\"\n"
+    write(lab06, "probe-path", given(lab06, "probe-path").split("HEALTHCHECK")[0] + probe)
+    write(lab06, "model-file-env", given(lab06, "model-file-env", "Dockerfile").replace(
+        "COPY wsgi.py /app/", "COPY wsgi.py /app/\nENV MODEL_FILE=model.skops"), "Dockerfile")
+    (lab06.path / BY_NAME["entrypoint-mode"] / "entrypoint.sh").chmod(0o755)  # on the host
+    write(lab06, "other-server", given(lab06, "other-server").replace(
+        '"waitress-serve", "--port=5000", "--call", "app:create_app"',
+        '"gunicorn", "--bind", "0.0.0.0:5000", "app:create_app()"'))
+    write(lab06, "entry-module", given(lab06, "entry-module").replace("server:app", "app:create_app()"))
+    # wrong: a port still wrong, no health check, no published port, no memory limit
+    write(lab06, "probe-port", given(lab06, "probe-port").replace(":8000/", ":8080/"))
+    write(lab06, "probe-predict", given(lab06, "probe-predict").split("HEALTHCHECK")[0] + "HEALTHCHECK NONE\n")
+    write(lab06, "missing-schema", given(lab06, "missing-schema").replace(
+        "COPY wsgi.py /app/", "COPY wsgi.py schema.py /app/"))
+    write(lab06, "missing-schema", given(lab06, "missing-schema", "compose.yaml").replace(
+        '    ports: ["127.0.0.1::5000"]\n', ""), "compose.yaml")
+    write(lab06, "oom-24m", "".join(ln for ln in given(lab06, "oom-24m").splitlines(keepends=True)
+                                    if "mem_limit" not in ln and "memswap_limit" not in ln))
+    checks.troubleshooting_lab._case_project(client, lab06, BY_NAME["entry-module"], "given")(
+        "down", "--timeout", "1")
     report = checks.troubleshooting(client, lab06, {
-        "case1": "missing-module", "case2": "missing-module", "case3": "crashed"}, quiet=True)
-    assert report.failed == ["case1: diagnosis", "case3: diagnosis",
-                             "case1: fixed (the container does its job)",
-                             "case3: fixed (the container does its job)"], str(report)
-    assert "health check" in report.get("case1: diagnosis").hint
-    assert "OOMKilled" in report.get("case3: diagnosis").hint
-    assert "curl" in report.get("case1: fixed (the container does its job)").detail
-    assert "OOMKilled" in report.get("case3: fixed (the container does its job)").detail
-    assert "docker stats" in report.get("case3: fixed (the container does its job)").hint
-
-
-def test_lab06_removing_what_fails_is_not_a_fix(client, lab06):
-    """No health check, no published port, no memory limit: each "works", none is a fix."""
-    (lab06.path / "case1" / "Dockerfile").write_text(
-        given(lab06, "case1").split("HEALTHCHECK")[0] + "HEALTHCHECK NONE\n")
-    (lab06.path / "case2" / "Dockerfile").write_text(
-        given(lab06, "case2").replace("COPY wsgi.py /app/", "COPY wsgi.py features.py /app/"))
-    compose2 = lab06.path / "case2" / "compose.yaml"
-    assert '["127.0.0.1::5000"]' in compose2.read_text()
-    compose2.write_text(compose2.read_text().replace('    ports: ["127.0.0.1::5000"]\n', ""))
-    case3 = "".join(ln for ln in given(lab06, "case3").splitlines(keepends=True)
-                    if "mem_limit" not in ln and "memswap_limit" not in ln)
-    (lab06.path / "case3" / "compose.yaml").write_text(case3)
-    report = checks.troubleshooting(client, lab06, {
-        "case1": "unhealthy", "case2": "missing-module", "case3": "oom"}, quiet=True)
-    fixed = [f"{c}: fixed (the container does its job)" for c in checks.CASES]
-    assert report.failed == fixed, str(report)
-    assert "the health check" in report.get(fixed[0]).detail
-    assert "the published port" in report.get(fixed[1]).detail
-    assert "the memory limit" in report.get(fixed[2]).detail
-    assert all("keeps the rest" in report.get(f).hint for f in fixed)
-    compose2.write_text((lab06.path / "given" / "case2" / "compose.yaml").read_text())
+        BY_NAME["probe-path"]: "the probe's path is wrong",
+        BY_NAME["probe-port"]: "connection refused: a network problem",  # the probe's, not the app's
+        BY_NAME["probe-predict"]: "unhealthy",
+        BY_NAME["missing-schema"]: "missing-module",
+        BY_NAME["model-file-env"]: "missing-env",
+        BY_NAME["entry-module"]: "missing-module",
+        BY_NAME["oom-24m"]: "oom",
+        BY_NAME["entrypoint-mode"]: "permission-denied",
+        BY_NAME["other-server"]: "crashed",  # a symptom
+    }, quiet=True)
+    restore(lab06)
+    fixed = {name: f"{BY_NAME[name]}: {checks.FIXED}" for name in EVERY.values()}
+    diagnosis = {name: f"{BY_NAME[name]}: diagnosis" for name in EVERY.values()}
+    assert sorted(report.failed) == sorted(
+        [diagnosis[n] for n in ("probe-port", "other-server", "entry-module")]
+        + [fixed[n] for n in ("probe-port", "probe-predict", "missing-schema", "oom-24m")]), str(report)
+    assert "health check" in report.get(diagnosis["probe-port"]).hint
+    assert "State.Error" in report.get(diagnosis["other-server"]).hint
+    assert report.get(diagnosis["entry-module"]).detail == "the given container is gone"
+    assert "Start cell" in report.get(diagnosis["entry-module"]).hint
+    assert "Connection refused" in report.get(fixed["probe-port"]).detail  # the probe's
+    assert "the health check" in report.get(fixed["probe-predict"]).detail
+    assert "the published port" in report.get(fixed["missing-schema"]).detail
+    assert "the memory limit" in report.get(fixed["oom-24m"]).detail
+    assert all("keeps the rest" in report.get(fixed[n]).hint
+               for n in ("probe-predict", "missing-schema", "oom-24m"))
 
 
 def test_unfinished_files_are_not_done_but_optional_todos_are_fine(tmp_path):

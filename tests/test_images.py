@@ -1,3 +1,6 @@
+import re
+import secrets
+
 import pytest
 
 from workbook import bases, images
@@ -9,13 +12,25 @@ def context(tmp_path):
 
 
 def test_build_labels_the_image_and_streams_steps(client, context, capsys):
+    token = secrets.token_hex(4)  # a step no earlier build has cached
     (context / "Dockerfile").write_text("ARG DEBIAN_IMAGE=debian:bookworm-slim\nFROM ${DEBIAN_IMAGE}\n"
-                                        "RUN echo built > /built.txt\n")
-    img = images.build(client, context, "workbook/test-build:ok", "tests",
-                       buildargs=bases.build_args(client))
+                                        f"RUN echo {token} > /built.txt\n")
+    outs = []
+    for _ in range(2):
+        img = images.build(client, context, "workbook/test-build:ok", "tests",
+                           buildargs=bases.build_args(client))
+        outs.append(capsys.readouterr().out.splitlines())
     assert img.labels["workbook"] == "tests"
-    out = capsys.readouterr().out
-    assert "Step 3/4 : RUN echo built > /built.txt" in out  # 4th step: docker-py's LABEL
+    cold, warm = outs
+    step = f"Step 3/4 : RUN echo {token} > /built.txt"  # 4th step: docker-py's LABEL
+    assert step in cold and step + images.CACHE_MARK in warm
+    assert re.fullmatch(r"4 steps, 0 from cache, \d+\.\d s", cold[-1]), cold[-1]
+    assert re.fullmatch(r"4 steps, 2 from cache, \d+\.\d s", warm[-1]), warm[-1]  # RUN, LABEL
+    images.build(client, context, "workbook/test-build:ok", "tests",
+                 buildargs=bases.build_args(client), log="summary")
+    assert capsys.readouterr().out.startswith("4 steps, 2 from cache, ")
+    with pytest.raises(ValueError, match="pick one of"):
+        images.build(client, context, "workbook/test-build:ok", "tests", log="progress")
 
 
 def test_failed_build_names_the_step_and_its_output(client, context):

@@ -96,3 +96,15 @@ def test_workbook_errors_show_as_one_line_in_a_notebook(tmp_path, monkeypatch):
         NotebookClient(nb, kernel_name="python3", timeout=120).execute()
     (err,) = [o for o in nb.cells[1].outputs if o.output_type == "error"]
     assert len(err.traceback) == 1 and "No engine answers at DOCKER_HOST" in err.traceback[0]
+
+
+def test_merged_streams_joins_runs_of_one_stream_only():
+    from workbook.notebooks import merged_streams
+
+    def out(name, text):
+        return {"output_type": "stream", "name": name, "text": text}
+    shown = {"output_type": "display_data", "data": {"text/plain": "x"}, "metadata": {}}
+    got = merged_streams([out("stdout", "Step 1/2 : FROM x"), out("stdout", "  (from cache)\n"),
+                          out("stderr", "warn\n"), out("stdout", "a\n"), shown, out("stdout", "b\n")])
+    assert [o.get("text") for o in got] == ["Step 1/2 : FROM x  (from cache)\n", "warn\n", "a\n",
+                                            None, "b\n"]

@@ -66,9 +66,9 @@ SCENARIOS = {
         "already allocated`",
         "publish another host port (`-p 127.0.0.1:5001:5000`), or stop what holds it"),
     "oom": Scenario(
-        "Killed by the OOM killer (48 MB limit)", "oom",
+        "Killed by the OOM killer (48 MiB limit)", "oom",
         "exits with code 137 and `State.OOMKilled` true, no error in its log",
-        "raise the memory limit above what `docker stats` shows (512 MB), or use less "
+        "raise the memory limit above what `docker stats` shows (512 MiB), or use less "
         "(fewer workers)"),
     "unhealthy": Scenario(
         "A failing health check (the tutorial's `import requests`)", "unhealthy",

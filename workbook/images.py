@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 from collections import deque
 
 from docker.errors import APIError, BuildError, ImageNotFound
@@ -14,6 +15,9 @@ MARKER = BUILD / "bundle-loaded.json"
 STEP = re.compile(r"^Step (\d+)/\d+ : ")
 FROM_STEP = re.compile(r"^Step \d+/\d+ : FROM ", re.I)
 LAYER = re.compile(r"^ ---> ([0-9a-f]{12})\s*$")
+CACHED = re.compile(r"^ ---> Using cache")
+LOGS = ("steps", "summary", "all", "none")
+CACHE_MARK = "  (from cache)"  # appended to a step's line when the builder reused its layer
 
 
 class BuildFailed(WorkbookError):
@@ -22,36 +26,49 @@ class BuildFailed(WorkbookError):
 
 def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None,
           nocache=False, log="steps"):
-    """docker build -t TAG PATH, labelled for `owner`; log: 'steps', 'progress', 'all', 'none'."""
+    """docker build -t TAG PATH, labelled for `owner`; log: 'steps', 'summary', 'all', 'none'.
+
+    'steps' prints each "Step N/M" line, marked when it came from the cache, then the summary
+    line "N steps, M from cache, X s"; 'summary' prints only that line; 'all' the whole log.
+    """
     if not tag.startswith(IMAGE_REPO):
         raise ValueError(f"name the workbook's images {IMAGE_REPO}NAME:TAG, not {tag!r}")
-    tail, step = deque(maxlen=15), None
+    if log not in LOGS:
+        raise ValueError(f"log={log!r}: pick one of {', '.join(LOGS)}")
+    tail, step, started = deque(maxlen=15), None, time.perf_counter()
     stream = client.api.build(
         path=str(path), tag=tag, dockerfile=dockerfile, buildargs=buildargs or {},
         labels=image_labels(owner, **(labels or {})), nocache=nocache, rm=True,
         forcerm=True, decode=True,
         cache_from=cache_from(tag))  # docker load keeps no build cache: a loaded bundle's images are it
     image_id, layer, heads, finished = None, None, [], False
+    steps = cached = 0
     try:
         for chunk in stream:
             if "error" in chunk:
+                _end_line(log, steps)
                 raise BuildFailed(
                     f"Build of {tag} failed at: {step or '(before the first step)'}\n"
                     + "".join(tail) + chunk["error"].strip(),
                     "Fix that step in the Dockerfile and build again.")
             text = chunk.get("stream", "")
             if STEP.match(text):
-                step = text.strip()
+                step, steps = text.strip(), steps + 1
                 if FROM_STEP.match(text) and layer:  # a stage ended: remember its result
                     heads.append(layer)
+                if log == "steps":  # the line stays open until we know whether it was cached
+                    _end_line(log, steps - 1)
+                    print(step, end="", flush=True)
+            elif CACHED.match(text):
+                cached += 1
+                if log == "steps":
+                    print(CACHE_MARK, end="", flush=True)
             if m := LAYER.match(text):
                 layer = m.group(1)
             if text.strip():
                 tail.append(text if text.endswith("\n") else text + "\n")
-            if log == "all" or (log == "steps" and STEP.match(text)):
+            if log == "all":
                 print(text, end="" if text.endswith("\n") else "\n", flush=True)
-            elif log == "progress" and (m := STEP.match(text)):
-                print(m.group(1), end=" ", flush=True)  # "1 2 3 ...": one line per build
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
         finished = True
@@ -59,10 +76,24 @@ def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None
         raise BuildFailed(f"Build of {tag} failed: {exc}", "Read the message above.") from None
     finally:  # failed or interrupted (Ctrl-C): the last layer built is left behind too
         _tag_heads(client, owner, tag, heads if finished or not layer else heads + [layer])
+    _end_line(log, steps)
+    if log in ("steps", "summary"):
+        print(f"{summary(steps, cached)}, {time.perf_counter() - started:.1f} s", flush=True)
     try:
         return client.images.get(image_id or tag)
     except ImageNotFound:
         raise BuildFailed(f"Build of {tag} produced no image.", "Read the build log above.") from None
+
+
+def summary(steps, cached):
+    """'N steps, M from cache': what a build did (the classic builder's count)."""
+    return f"{steps} step{'s' * (steps != 1)}, {cached} from cache"
+
+
+def _end_line(log, steps):
+    """End the open "Step N/M" line of a 'steps' log (if a step was printed)."""
+    if log == "steps" and steps:
+        print(flush=True)
 
 
 def _tag_heads(client, owner, tag, heads):

@@ -66,9 +66,25 @@ def execute_in_place(path):
     except CellExecutionError as exc:
         raise WorkbookError(f"{path.name} failed:\n{str(exc)[-2000:]}",
                             "Fix the cell; the committed copy was left as it was.") from None
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = merged_streams(cell.outputs)
     nb.metadata["workbook"] = {"code_sha256": code_hash(nb)}
     nbformat.write(nb, path)
     print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def merged_streams(outputs):
+    """Outputs with each run of stdout (or stderr) pieces joined into one, as Jupyter shows
+    them: a build prints a step's line in parts (nbval compares them joined too)."""
+    merged = []
+    for out in outputs:
+        if (out.get("output_type") == "stream" and merged
+                and merged[-1].get("output_type") == "stream" and merged[-1]["name"] == out["name"]):
+            merged[-1]["text"] += out["text"]
+        else:
+            merged.append(out)
+    return merged
 
 
 def figures_of(nb):

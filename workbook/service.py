@@ -26,8 +26,9 @@ LADDER = {
     "cache-friendly": ("Dockerfile.cache", "requirements installed before the code is copied"),
     "multi-stage": ("Dockerfile.multistage", "a builder stage makes the venv; only it is copied"),
     "production": ("Dockerfile", "non-root, HEALTHCHECK, OCI labels, gunicorn workers from env"),
-    "minimal": ("Dockerfile.minimal", "production minus what serving never reads (tests, pip, "
-                "headers, package managers, unused libraries), FROM scratch"),
+    "minimal": ("Dockerfile.minimal", "production minus files no service needs (tests, pip, "
+                "headers, package managers, libraries nothing links to), FROM scratch; "
+                "all of scikit-learn and scipy stays"),
 }
 
 # Variants beside the ladder, built only by the lessons and tests that use them (lesson 04

@@ -86,7 +86,7 @@ def build_v2(client, owner, scratch, tag):
     context = service.copy_context(Path(scratch))
     service.train(context / "models" / "model.skops", model_version="2")
     return images.build(client, context, tag, owner, buildargs=bases.build_args(client),
-                        log="progress")
+                        log="summary")
 
 
 def create_secret(client, name, owner):

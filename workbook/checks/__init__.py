@@ -66,18 +66,18 @@ from .learner_image import (BUILD_HINT, LOOPBACK, NotStarted, build, cleanup_con
 from .report import FAIL, PASS, Criterion, NotDone, Report, Stop, check
 from . import lesson01, lesson02, lesson03, lesson04, lesson05, lesson06
 from .rolling_lab import ROLL_WAIT, prepare_rolling, rolling_images, rolling_update
-from .troubleshooting_lab import (CASE_FILES, CASES, CAUSE_WORDS, DIAGNOSIS_HINTS, FIX_HINTS,
-                                  FIXED, case_file, classify, prepare_troubleshooting,
+from .troubleshooting_lab import (CAUSE_WORDS, DIAGNOSIS_HINTS, FIXED, POOLS, VARIANTS,
+                                  case_file, cases_for, classify, prepare_troubleshooting,
                                   start_broken, troubleshooting)
 from .workspace import (WORKSPACES, Lab, _unfinished, lab_file, prepare, prepare_folder,
                         project_name, reset_stack, stack_name)
 
 __all__ = [
-    "BUILD_HINT", "CASES", "CASE_FILES", "CAUSE_WORDS", "COMPILERS", "COMPOSE_HINT",
-    "Criterion", "DIAGNOSIS_HINTS", "FAIL", "FAST_REBUILD", "FIXED", "FIX_HINTS", "HARDENED_RUN",
+    "BUILD_HINT", "CAUSE_WORDS", "COMPILERS", "COMPOSE_HINT",
+    "Criterion", "DIAGNOSIS_HINTS", "FAIL", "FAST_REBUILD", "FIXED", "HARDENED_RUN",
     "HEALTH_WAIT", "LEFTOVERS", "LOOPBACK", "Lab", "NotDone", "NotStarted", "PASS", "ROLL_WAIT",
     "Report", "SIZE_BUDGET", "STACK_WAIT", "Stop", "WORKSPACES", "_unfinished", "build",
-    "cache_friendly", "case_file", "check", "classify", "cleanup_containers", "compose_project",
+    "POOLS", "VARIANTS", "cache_friendly", "case_file", "cases_for", "check", "classify", "cleanup_containers", "compose_project",
     "compose_stack", "dependency_layer", "first_container", "hardened_image", "in_image",
     "instructions", "lab_file", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06",
     "predictions_ok",

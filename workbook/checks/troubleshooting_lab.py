@@ -1,24 +1,78 @@
-"""The check of lab 06: diagnose and fix three broken containers."""
+"""The check of lab 06: diagnose and fix three broken containers, drawn for each learner."""
 
+import getpass
+import hashlib
+import random
 import re
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from .. import WorkbookError, broken, compose, engine, images, resources, service
-from ..diagnose import CAUSES, read
+from .. import ROOT, WorkbookError, broken, compose, engine, images, resources, service
+from ..diagnose import CAUSES, diagnose, read
 from .report import NotDone, check
 from .workspace import _unfinished, lab_file, prepare_folder, project_name
 
-
-# The lab's three cases, named so that neither the folder nor the container gives the cause
-# away: case -> the docker/broken scenario it copies (broken.SCENARIOS).
-CASES = {"case1": "unhealthy", "case2": "missing-module", "case3": "oom"}
+VARIANTS_DIR = ROOT / "docker" / "lab06"
 FIXED = "fixed (the container does its job)"
-CASE_FILES = {"unhealthy": "Dockerfile", "missing-module": "Dockerfile", "oom": "compose.yaml"}
+LEARNER_FILE = ".learner"  # in the lab folder: whose cases these are (the check draws them again)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One broken case of the lab: the cause Docker's record shows, the file a fix changes."""
+
+    cause: str
+    file: str
+    fix_hint: str
+
+
+# docker/lab06/NAME: cases lesson 09 does not solve in its output (other paths, ports, modules,
+# variables, limits, scripts). Each learner gets one of each pool, i.e. one of each place to
+# look: the health check's own output, the log's last lines, how Docker says it ended.
+VARIANTS = {
+    "probe-path": Variant("unhealthy", "Dockerfile",
+                          "the probe must call a path the service answers with 200: app.py's "
+                          "routes, or `curl` it from the host (lesson 04 §6)"),
+    "probe-port": Variant("unhealthy", "Dockerfile",
+                          "the probe runs inside the container: it must call the port the service "
+                          "listens on there (PORT, 5000), not another (lesson 04 §6)"),
+    "probe-predict": Variant("unhealthy", "Dockerfile",
+                             "a probe sends GET: call an endpoint made for it, /health, not one "
+                             "that only takes POST (lesson 04 §6)"),
+    "missing-schema": Variant("missing-module", "Dockerfile",
+                              "COPY every module the entry point imports into /app (lesson 03 §2)"),
+    "model-file-env": Variant("missing-env", "compose.yaml",
+                              "set the variable where the container is defined (`environment:`), "
+                              "to a file that exists in /app/models (lesson 05 §1)"),
+    "entry-module": Variant("missing-module", "Dockerfile",
+                            "gunicorn's last argument names module:app; the production image's "
+                            "CMD says which (`docker inspect`, lesson 03 §2)"),
+    "oom-24m": Variant("oom", "compose.yaml",
+                       "the limit must be above what the service uses: `docker stats` shows it "
+                       "(lesson 08 measures it); both mem_limit and memswap_limit (lesson 09)"),
+    "entrypoint-mode": Variant("permission-denied", "Dockerfile",
+                               "a script the runtime execs needs its execute bit, or an "
+                               "interpreter that runs it (lesson 09)"),
+    "other-server": Variant("bad-command", "Dockerfile",
+                            "start a server the image has: `docker run --rm --entrypoint sh "
+                            "IMAGE -c 'ls /opt/venv/bin'` lists them (lesson 03 §2)"),
+}
+POOLS = (("probe-path", "probe-port", "probe-predict"),
+         ("missing-schema", "model-file-env", "entry-module"),
+         ("oom-24m", "entrypoint-mode", "other-server"))
+CASE_NAMES = ("case1", "case2", "case3")
+
 # Words that name each cause in a diagnosis written in the learner's own words.
 CAUSE_WORDS = {
-    "bad-command": [r"\bcommand\b", r"executable", r"typo", r"\b127\b", r"\bcmd\b"],
-    "missing-module": [r"module", r"\bimport", r"features\.py", r"\bcopy\b"],
+    "bad-command": [r"\bcommand\b", r"executable", r"typo", r"\b127\b", r"\bcmd\b",
+                    r"not found in \$?path"],
+    "missing-module": [r"module", r"\bimport", r"\.py\b", r"\bcopy\b"],
     "port-in-use": [r"\bport\b", r"allocated", r"\bbind\b"],
-    "permission-denied": [r"permission", r"denied", r"chmod", r"\bowner"],
+    "permission-denied": [r"permission", r"denied", r"chmod", r"\bowner", r"execute bit",
+                          r"\b126\b"],
     "disk-full": [r"\bdisk\b", r"no space", r"\bfull\b"],
     "network": [r"network", r"\bdns\b", r"host ?name", r"connection refused", r"resolv"],
     "oom": [r"\boom", r"out of memory", r"memory", r"mem_limit", r"\b137\b"],
@@ -33,17 +87,28 @@ DIAGNOSIS_HINTS = {
                  "the app, fails (lesson 09)",
     "missing-module": "read the container's last log lines (`docker logs`): the traceback names "
                       "what Python could not import (lesson 09)",
+    "missing-env": "read the container's last log lines (`docker logs`): a KeyError names the "
+                   "variable the code reads (lesson 09)",
     "oom": "no error in the log, exit code 137 = 128 + 9 (SIGKILL): `docker inspect` "
            "State.OOMKilled says who killed it (lesson 09)",
+    "permission-denied": "it never ran: `docker inspect --format '{{.State.Error}}'` says why the "
+                         "runtime could not start the program; exit code 126 (lesson 09)",
+    "bad-command": "it never ran: `docker inspect --format '{{.State.Error}}'` names what the "
+                   "runtime could not find; exit code 127 (lesson 09)",
 }
-FIX_HINTS = {
-    "unhealthy": "the probe may only use what the image has: the production Dockerfile's "
-                 "HEALTHCHECK uses python's urllib (lesson 04 §6, lesson 09)",
-    "missing-module": "COPY every module the entry point imports into /app (lesson 03 §2, "
-                      "lesson 09)",
-    "oom": "the limit must be above what the service uses: `docker stats` shows it (lesson 08 "
-           "measures it); both mem_limit and memswap_limit (lesson 09)",
-}
+
+
+def learner_id(name=""):
+    """Who draws the cases: a name given, else this machine's user@host."""
+    return name.strip() or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def cases_for(learner):
+    """{case1..3: variant}: one of each pool, in an order of its own, the same for a learner."""
+    rng = random.Random(hashlib.sha256(learner.encode()).digest())
+    picked = [rng.choice(pool) for pool in POOLS]
+    rng.shuffle(picked)
+    return dict(zip(CASE_NAMES, picked))
 
 
 def classify(text):
@@ -73,108 +138,206 @@ def _case_project(client, lab, case, folder="."):
 
 
 def _copy_case(src, dest, case):
-    """A scenario's broken files without the comments that name the cause, images renamed."""
+    """A variant's broken files as the lab hands them out (see _as_given)."""
     dest.mkdir(parents=True)
-    for f in src.iterdir():
-        if f.is_dir() or ".fixed" in f.name:
-            continue
-        text = f.read_text()
-        if f.name in ("Dockerfile", "compose.yaml"):
-            text = "\n".join(re.sub(r"\s+#\s.*$", "", ln) for ln in text.splitlines()
-                             if not ln.lstrip().startswith("#"))
-            text = re.sub(r"workbook/broken-[a-z-]+:", f"workbook/lab-06-{case}:", text) + "\n"
-        (dest / f.name).write_text(text)
+    for f in sorted(src.iterdir()):
+        if f.is_file() and ".fixed" not in f.name:
+            (dest / f.name).write_text(_as_given(f, case))
 
 
-def prepare_troubleshooting(client, number, owner):
-    """Reset the troubleshooting lab: a given (broken) copy of each case and one to fix."""
+def _as_given(path, case):
+    """A file's text without the comments that name the cause, its image renamed for the case."""
+    text = path.read_text()
+    if path.name.startswith(("Dockerfile", "compose")):
+        text = "\n".join(re.sub(r"\s+#\s.*$", "", ln) for ln in text.splitlines()
+                         if not ln.lstrip().startswith("#"))
+        text = re.sub(r"workbook/broken-[a-z0-9-]+:", f"workbook/lab-06-{case}:", text) + "\n"
+    return text
+
+
+def fixed_file(name):
+    """docker/lab06/NAME's reference fix (Dockerfile.fixed or compose.fixed.yaml)."""
+    file = VARIANTS[name].file
+    return VARIANTS_DIR / name / ("compose.fixed.yaml" if file == "compose.yaml" else file + ".fixed")
+
+
+def prepare_troubleshooting(client, number, owner, learner="", cases=None):
+    """Reset the troubleshooting lab: draw the learner's three cases, a given (broken) copy of
+    each in given/ and one to fix beside it. `cases` ({case: variant}) overrides the draw (tests)."""
     lab = prepare_folder(client, number, owner)
-    for case, name in CASES.items():
+    # The learner is recorded, not the cases: their names would say what is wrong.
+    (lab.path / LEARNER_FILE).write_text(
+        "=" + ",".join(f"{c}:{v}" for c, v in cases.items()) if cases else learner_id(learner))
+    for case, name in _recorded(lab).items():
         for folder in ("given", "."):
-            _copy_case(broken.folder(name), lab.path / folder / case, case)
-    for case in CASES:  # the learner rewrites these files; they start without them
-        (lab.path / case / CASE_FILES[CASES[case]]).unlink()
+            _copy_case(VARIANTS_DIR / name, lab.path / folder / case, case)
     return lab
 
 
-def start_broken(client, lab):
-    """Run the three given cases; return {case: its container}, once each shows its problem."""
-    out = {}
-    for case in CASES:
-        project = _case_project(client, lab, case, "given")
+def _recorded(lab):
+    """The cases of a prepared lab: drawn again for the learner its folder records, or the
+    ones given explicitly ("=case1:VARIANT,...")."""
+    path = lab.path / LEARNER_FILE
+    if not path.exists():
+        raise WorkbookError("This lab folder was not prepared: no cases drawn.",
+                            "Run the Start cell (checks.prepare_troubleshooting).")
+    text = path.read_text()
+    if text.startswith("="):
+        return dict(item.split(":", 1) for item in text[1:].split(","))
+    return cases_for(text)
+
+
+def _up(client, lab, folder, cases):
+    """`docker compose up --detach --build` each case's project, side by side, before waiting
+    on any; {case: (project, its app container or None, the last up's result)}."""
+    def up(case):
+        project = _case_project(client, lab, case, folder)
         for _ in range(2):  # once more if a build or network step raced another project's
             done = project("up", "--detach", "--build", "--force-recreate", check=False,
                            timeout=300)
             found = project.containers("app", client)
             if found:
                 break
-        else:
+        return project, found[0] if found else None, done
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(cases, pool.map(up, cases)))
+
+
+def start_broken(client, lab):
+    """Run the three given cases; return {case: its container}, once each shows its problem."""
+    out = {}
+    for case, (_, box, done) in _up(client, lab, "given", _recorded(lab)).items():
+        if box is None:
             raise WorkbookError(f"{case} made no container: {engine.short_error(done.stderr)}",
                                 "Run checks.prepare_troubleshooting again to start over.")
-        out[case] = broken.settle(found[0], timeout=60)
+        out[case] = box
+    for box in out.values():  # they run side by side: the waits overlap
+        broken.settle(box, timeout=60)
     return out
 
 
 def case_file(lab, case):
-    """The file the learner writes for a case (relative, for `%%writefile {path}`)."""
-    return lab_file(lab, f"{case}/{CASE_FILES[CASES[case]]}")
+    """The file the learner fixes for a case (relative, for `%%writefile {path}`)."""
+    return lab_file(lab, f"{case}/{VARIANTS[_recorded(lab)[case]].file}")
+
+
+def _given_record(client, lab, case):
+    """diagnose() of the given container of a case, as Docker recorded it (None: not running)."""
+    found = _case_project(client, lab, case, "given").containers("app", client)
+    return diagnose(found[0]).cause if found else None
 
 
 @check("Lab 06 · troubleshooting three broken containers")
 def troubleshooting(r, client, lab, diagnoses):
-    """Each case: the recorded diagnosis names its cause, and the learner's fix works."""
-    files = {case: lab.path / case / CASE_FILES[name] for case, name in CASES.items()}
-    started = [c for c in CASES if (diagnoses or {}).get(c, "").strip()]
-    written = [c for c, f in files.items() if f.exists() and "# TODO" not in f.read_text()]
-    if not started and not written:
-        raise NotDone("no diagnosis recorded and no fix written yet",
+    """Each case: the diagnosis names the cause Docker recorded for the given container, and
+    the learner's fix works (without removing what failed)."""
+    cases = _recorded(lab)
+    files = {case: lab.path / case / VARIANTS[name].file for case, name in cases.items()}
+    started = [c for c in cases if (diagnoses or {}).get(c, "").strip()]
+    changed = [c for c in cases if _changed(lab, c) and not (
+        files[c].exists() and "# TODO" in files[c].read_text())]  # a lab cell run untouched
+    if not started and not changed:
+        raise NotDone("no diagnosis recorded and no case changed yet",
                       "fill in `diagnoses`, write each fix, run those cells, then this check")
-    for case, name in CASES.items():
+    for case, name in cases.items():
+        cause = VARIANTS[name].cause
         said = (diagnoses or {}).get(case, "").strip()
-        got = classify(said)
-        r.add(f"{case}: diagnosis", got == name,
+        got, recorded = classify(said), _given_record(client, lab, case)
+        if recorded != cause:
+            r.add(f"{case}: diagnosis", False,
+                  "the given container is gone" if recorded is None else
+                  f"the given container does not show its problem now ({recorded})",
+                  "run the Start cell again (checks.start_broken), look, then diagnose")
+            continue
+        r.add(f"{case}: diagnosis", got == cause,
               "no diagnosis recorded" if not said else
-              f"{said!r} reads as {got or 'no single cause'}", DIAGNOSIS_HINTS[name],
-              note=f"{name}: {broken.SCENARIOS[name].title}")
-    right = sum(r.get(f"{c}: diagnosis").passed for c in CASES)
-    r.figures["diagnoses right"] = f"{right} of {len(CASES)}"
-    for case, name in CASES.items():
+              f"{said!r} reads as {got or 'no single cause'}", DIAGNOSIS_HINTS[cause],
+              note=f"Docker's record shows {cause}")
+    right = sum(r.get(f"{c}: diagnosis").passed for c in cases)
+    r.figures["diagnoses right"] = f"{right} of {len(cases)}"
+    ready = {}
+    for case in cases:
         try:
             _unfinished(files[case])
+            ready[case] = cases[case]
         except NotDone as exc:
             r.add(f"{case}: {FIXED}", False, exc.what, exc.todo)
-            continue
-        project = _case_project(client, lab, case)
-        try:
-            done = project("up", "--detach", "--build", "--force-recreate", check=False,
-                           timeout=300)
-            found = project.containers("app", client)
-            if not found:
+    runs = _up(client, lab, ".", ready)
+    try:
+        for case, (_, box, done) in runs.items():
+            hint = VARIANTS[cases[case]].fix_hint
+            if box is None:
                 r.add(f"{case}: {FIXED}", False,
-                      f"docker compose up: {engine.short_error(done.stderr)}", FIX_HINTS[name])
+                      f"docker compose up: {engine.short_error(done.stderr)}", hint)
                 continue
-            box = found[0]
-            ok = broken.works(box, timeout=60)
-            removed = _removed(box, name)
+            _recovered(box)
+            removed = _removed(box, VARIANTS[cases[case]].cause)
+            # without a health check a running container never "settles": no need to wait
+            ok = broken.works(box, timeout=5 if removed else 60)
             gone = f"removed instead of repaired: {'; '.join(removed)}" if removed else ""
             r.add(f"{case}: {FIXED}", ok and not removed,
                   gone if ok else "; ".join(filter(None, ["still wrong: " + _state_line(box), gone])),
-                  "a fix repairs what fails and keeps the rest: " + FIX_HINTS[name] if removed
-                  else FIX_HINTS[name], note="healthy, answers /health and /predict")
-        finally:
+                  "a fix repairs what fails and keeps the rest: " + hint if removed else hint,
+                  note="healthy, answers /health and /predict")
+    finally:
+        for project, _, _ in runs.values():
             project("down", "--volumes", "--remove-orphans", "--timeout", "2", check=False)
+    r.criteria.sort(key=lambda c: (not c.name.endswith("diagnosis"), c.name))
     fixed = sum(c.passed for c in r.criteria if c.name.endswith(FIXED))
-    r.figures["cases fixed"] = f"{fixed} of {len(CASES)}"
+    r.figures["cases fixed"] = f"{fixed} of {len(cases)}"
 
 
-def _removed(container, name):
+def _recovered(container, timeout=60):
+    """Wait while a running container's health check is starting or failing until a probe has
+    run after the service answered /health: a probe that failed while the service was still
+    loading (three cases start at once) turns healthy at its next success; one that fails
+    after that is wrong."""
+    deadline, answered = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        container.reload()
+        state = container.attrs["State"]
+        health = state.get("Health") or {}
+        if state["Status"] != "running" or health.get("Status") in (None, "healthy"):
+            return
+        if answered is None and _answers(container):
+            answered = datetime.now(timezone.utc).replace(tzinfo=None)
+        if answered and any(_when(probe["Start"]) > answered for probe in health.get("Log") or []):
+            return
+        time.sleep(0.5)
+
+
+def _answers(container):
+    """True when the service answers /health with 200 on its published port."""
+    try:
+        return service.call(container, "/health", timeout=2)[0] == 200
+    except (OSError, WorkbookError, LookupError):
+        return False
+
+
+def _when(stamp):
+    """A Docker timestamp (RFC 3339, nanoseconds) as a naive UTC datetime."""
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", stamp)
+    return datetime.fromisoformat(m.group(1) + (m.group(2) or "")[:7])
+
+
+def _changed(lab, case):
+    """True when any file of the learner's copy of a case differs from the given one."""
+    mine, given = lab.path / case, lab.path / "given" / case
+    names = {p.name for p in mine.iterdir()} | {p.name for p in given.iterdir()}
+    return any(not (mine / n).exists() or not (given / n).exists()
+               or (mine / n).read_bytes() != (given / n).read_bytes()
+               or (mine / n).stat().st_mode != (given / n).stat().st_mode for n in names)
+
+
+def _removed(container, cause):
     """What a "fix" took away instead of repairing: the health check, the published port the
     check calls /predict through, or (for the memory case) the memory limit itself."""
     test = (container.attrs["Config"].get("Healthcheck") or {}).get("Test") or ["NONE"]
     gone = ["the health check (repair the probe, keep it)"] if test[0] == "NONE" else []
     if not (container.attrs["HostConfig"].get("PortBindings") or {}).get(service.PORT):  # as configured
         gone.append('the published port (keep ports: ["127.0.0.1::5000"]: the check calls /predict)')
-    if name == "oom" and not container.attrs["HostConfig"].get("Memory"):
+    if cause == "oom" and not container.attrs["HostConfig"].get("Memory"):
         gone.append("the memory limit (raise mem_limit and memswap_limit, do not delete them)")
     return gone
 
