@@ -23,7 +23,7 @@ from workbook import ROOT, resources, swarm
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Lessons that have their three exercises so far; the test below fails for one that gets them
 # and is not listed (strict xfail), so this list cannot fall behind.
-WITH_EXERCISES = {"01", "02", "03", "04", "05", "06"}
+WITH_EXERCISES = {"01", "02", "03", "04", "05", "06", "07"}
 
 # Lesson 05's given compose files (as in its answer cells), for the answers below to change.
 X_LABELS = """x-labels: &labels
@@ -339,6 +339,55 @@ ANSWERS = {
         "wrong": [
             ("!docker service update --detach --env-rm GREETING {OWNER}-web",
              "the swarm rolled it back", "docker service rollback"),
+        ],
+    },
+    "07.1": {
+        "right": ["leaky = checks.lesson07.leaky_image(client, OWNER)\n"
+                  "!docker save {leaky} | tar -xO --wildcards '*/layer.tar' | tar -xOi app/.env > {WORK}/found.txt\n"
+                  "key = open(f'{WORK}/found.txt').read().splitlines()[0]"],  # API_KEY=... as is
+        "wrong": [
+            ("leaky = checks.lesson07.leaky_image(client, OWNER)\n"
+             "found = !docker run --rm {leaky} cat /app/.env\nkey = found[0]",
+             "the key you found is the one in the image's layers", "tar -xOf LAYER app/.env"),
+            ("leaky = checks.lesson07.leaky_image(client, OWNER)\nkey = 'demo-'",
+             "the key you found is the one in the image's layers", "COPY layer"),
+        ],
+    },
+    "07.2": {
+        "right": ["!docker run -d --name {OWNER}-locked {LABELS} -p 127.0.0.1:0:5000 --read-only "
+                  "--tmpfs /tmp:size=16m --cap-drop=all --security-opt=no-new-privileges:true "
+                  "workbook/app:production"],
+        "wrong": [
+            ("!docker run -d --name {OWNER}-locked {LABELS} -p 127.0.0.1::5000 --tmpfs /tmp "
+             "--cap-drop ALL --security-opt no-new-privileges workbook/app:production",
+             "its root filesystem is read-only", "--read-only"),
+            ("!docker run -d --name {OWNER}-locked {LABELS} -p 127.0.0.1::5000 --read-only "
+             "--cap-drop ALL --security-opt no-new-privileges workbook/app:production",
+             "it is running", "--tmpfs /tmp"),
+            ("!docker run -d --name {OWNER}-locked {LABELS} -p 127.0.0.1::5000 --read-only --tmpfs /tmp "
+             "--cap-drop NET_RAW --security-opt no-new-privileges workbook/app:production",
+             "it has no Linux capabilities", "--cap-drop ALL"),
+            ("!docker run -d --name {OWNER}-locked {LABELS} -p 127.0.0.1::5000 --read-only --tmpfs /tmp "
+             "--cap-drop ALL workbook/app:production",
+             "no-new-privileges is set", "--security-opt no-new-privileges"),
+        ],
+    },
+    "07.3": {
+        "right": ["!docker run -d --name {OWNER}-limited {LABELS} --pids-limit=100 -m 128m "
+                  "--memory-swap=128m --cpu-period 100000 --cpu-quota 50000 {DEBIAN} sleep 3600"],
+        "wrong": [
+            ("!docker run -d --name {OWNER}-limited {LABELS} --memory 64m --memory-swap 64m "
+             "--cpus 0.5 {DEBIAN} sleep 3600",
+             "its process limit is at most 100", "--pids-limit 64"),
+            ("!docker run -d --name {OWNER}-limited {LABELS} --pids-limit 64 --memory 64m "
+             "--cpus 0.5 {DEBIAN} sleep 3600",
+             "no swap beyond its memory limit", "same value as --memory"),
+            ("!docker run -d --name {OWNER}-limited {LABELS} --pids-limit 64 --memory 1g "
+             "--memory-swap 1g --cpus 0.5 {DEBIAN} sleep 3600",
+             "its memory limit is at most 128 MiB", "--memory 64m"),
+            ("!docker run -d --name {OWNER}-limited --pids-limit 64 --memory 64m --memory-swap 64m "
+             "--cpus 0.5 {DEBIAN} sleep 3600",
+             "it carries the label workbook={OWNER}", "{LABELS}"),
         ],
     },
 }

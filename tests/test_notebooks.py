@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from workbook import notebooks
+from workbook import ROOT, notebooks
 
 COMMITTED = notebooks.committed()
 IDS = [p.name for p in COMMITTED]
@@ -108,3 +108,13 @@ def test_merged_streams_joins_runs_of_one_stream_only():
                           out("stderr", "warn\n"), out("stdout", "a\n"), shown, out("stdout", "b\n")])
     assert [o.get("text") for o in got] == ["Step 1/2 : FROM x  (from cache)\n", "warn\n", "a\n",
                                             None, "b\n"]
+
+
+def test_nbval_reads_every_sanitize_rule():
+    """nbval takes `regex: X` followed by `replace: Y` (Y not empty) and skips anything else
+    without a word: every rule of the file must come out of its own parser."""
+    from nbval.plugin import get_sanitize_patterns
+
+    text = (ROOT / "tests" / "sanitize.cfg").read_text()
+    rules = [ln for ln in text.splitlines() if ln.startswith("regex:")]
+    assert len(get_sanitize_patterns(text)) == len(rules) > 0

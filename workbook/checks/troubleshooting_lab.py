@@ -35,13 +35,13 @@ class Variant:
 VARIANTS = {
     "probe-path": Variant("unhealthy", "Dockerfile",
                           "the probe must call a path the service answers with 200: app.py's "
-                          "routes, or `curl` it from the host (lesson 04 §6)"),
+                          "routes, or `curl` it from the host (lesson 03 §2, lesson 09 §7)"),
     "probe-port": Variant("unhealthy", "Dockerfile",
                           "the probe runs inside the container: it must call the port the service "
-                          "listens on there (PORT, 5000), not another (lesson 04 §6)"),
+                          "listens on there (PORT, 5000), not another (lesson 03 §2, lesson 09 §7)"),
     "probe-predict": Variant("unhealthy", "Dockerfile",
                              "a probe sends GET: call an endpoint made for it, /health, not one "
-                             "that only takes POST (lesson 04 §6)"),
+                             "that only takes POST (lesson 03 §2, lesson 09 §7)"),
     "missing-schema": Variant("missing-module", "Dockerfile",
                               "COPY every module the entry point imports into /app (lesson 03 §2)"),
     "model-file-env": Variant("missing-env", "compose.yaml",
