@@ -5,12 +5,11 @@ import hashlib
 import random
 import re
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .. import ROOT, WorkbookError, broken, compose, engine, images, resources, service
+from .. import ROOT, WorkbookError, broken, compose, containers, engine, images, resources, service
 from ..diagnose import CAUSES, diagnose, read
 from .report import NotDone, check
 from .workspace import _unfinished, lab_file, prepare_folder, project_name
@@ -293,26 +292,17 @@ def _recovered(container, timeout=60):
     run after the service answered /health: a probe that failed while the service was still
     loading (three cases start at once) turns healthy at its next success; one that fails
     after that is wrong."""
-    deadline, answered = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        container.reload()
-        state = container.attrs["State"]
-        health = state.get("Health") or {}
-        if state["Status"] != "running" or health.get("Status") in (None, "healthy"):
-            return
-        if answered is None and _answers(container):
-            answered = datetime.now(timezone.utc).replace(tzinfo=None)
-        if answered and any(_when(probe["Start"]) > answered for probe in health.get("Log") or []):
-            return
-        time.sleep(0.5)
+    answered = []
 
+    def judged(box):  # containers.wait reloads the container before each call; stops on exit
+        health = box.attrs["State"].get("Health") or {}
+        if health.get("Status") in (None, "healthy"):
+            return True
+        if not answered and service.call(box, "/health", timeout=2)[0] == 200:
+            answered.append(datetime.now(timezone.utc).replace(tzinfo=None))
+        return bool(answered) and any(_when(p["Start"]) > answered[0] for p in health.get("Log") or [])
 
-def _answers(container):
-    """True when the service answers /health with 200 on its published port."""
-    try:
-        return service.call(container, "/health", timeout=2)[0] == 200
-    except (OSError, WorkbookError, LookupError):
-        return False
+    containers.wait(container, "answers", timeout=timeout, probe=judged, every=0.5, lines=0)
 
 
 def _when(stamp):
