@@ -11,13 +11,19 @@ FAILED = set()  # the notebooks a cell of which failed in this run
 
 
 def pytest_sessionstart(session):
-    """Note the volumes that exist before any test (None without an engine)."""
+    """Note the volumes and the workbook's resources that exist before any test (None without an engine)."""
     try:
         import docker
-        names = {v.name for v in docker.from_env(timeout=10).volumes.list()}
+
+        from workbook import resources
+        client = docker.from_env(timeout=10)
+        names = {v.name for v in client.volumes.list()}
+        # What an earlier run or the learner left is not this run's: the hygiene test skips it.
+        ours = {getattr(x, "id", None) for found in resources.find(client).values() for x in found}
     except Exception:  # no engine, or no docker-py: the tests that need one say so
-        names = None
+        names = ours = None
     session.config.volumes_before = names
+    session.config.workbook_before = ours
 
 
 def _notebook(item):

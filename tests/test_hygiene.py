@@ -12,14 +12,15 @@ KEPT = {"bases", "ladder"}  # shared bases and ladder images, kept on purpose; `
 
 
 @pytest.mark.last
-def test_nothing_labelled_workbook_is_left(client):
+def test_nothing_labelled_workbook_is_left(client, request):
     # The tests' own images are kept for the session; their containers must already be gone.
     removed = resources.cleanup(client, "tests")
     assert not any(removed[k] for k in ("containers", "networks", "volumes")), removed
-    left = resources.find(client)
+    before = request.config.workbook_before or set()  # there before the run: not this run's
+    left = {k: [x for x in v if x.id not in before] for k, v in resources.find(client).items()}
     # Also containers that only inherited the label from a workbook image: none in a test run.
     left["containers"] += [c for c in client.containers.list(all=True, filters={"label": "workbook"})
-                           if c not in left["containers"]]
+                           if c not in left["containers"] and c.id not in before]
     left["stage images"] = [i for i in left["stage images"]
                             if not all(t.split(":")[0].split("/")[-1] in KEPT for t in i.tags)]
     images = [i.tags or i.short_id for i in left.pop("images") if i.labels.get("workbook") not in KEPT]
