@@ -23,7 +23,7 @@ from workbook import ROOT, resources, swarm
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Lessons that have their three exercises so far; the test below fails for one that gets them
 # and is not listed (strict xfail), so this list cannot fall behind.
-WITH_EXERCISES = {"01", "02", "03", "04", "05", "06", "07"}
+WITH_EXERCISES = {"01", "02", "03", "04", "05", "06", "07", "08", "09"}
 
 # Lesson 05's given compose files (as in its answer cells), for the answers below to change.
 X_LABELS = """x-labels: &labels
@@ -45,6 +45,18 @@ KEEP05 = ("%%writefile {EX}/keep/compose.yaml\nname: ${WORKBOOK_OWNER}-keep\n" +
 SERVICE06 = ("!docker service create --detach --init --update-monitor 1s --rollback-monitor 1s "
              "--name {OWNER}-web {LABELS} "
              "workbook/python:3.11-slim sleep 3600")
+
+
+SIZES08 = "out = !docker image inspect --format '{{{{.Size}}}}' workbook/app:production {PYTHON}\n"
+CTX08 = "ctx = checks.lesson08.scratch_context(OWNER)\nARGS = checks.lesson08.build_args(client)\n"
+BEFORE08 = "!docker build -q -t workbook/ex08-before:{OWNER} --label workbook={OWNER} {ARGS} {ctx}\n"
+WORKERS08 = ("!docker run -d --name {OWNER}-workers {LABELS} -p 127.0.0.1::5000 -e WORKERS=3 "
+             "workbook/app:production")
+TYPO09 = '!docker run --name {OWNER}-typo {LABELS} {DEBIAN} pyton3 --version'
+HUNGRY09 = "!docker run --name {OWNER}-hungry {LABELS} --memory 16m --memory-swap 16m {DEBIAN} sh -c 'head -c 64m /dev/zero | tail > /dev/null'"
+TAKEN09 = 'port = checks.lesson09.taken_port(client, OWNER)\n'
+FIND09 = "found = !docker ps --filter publish={port} --format '{{{{.Names}}}}'\nholder = found[0]\n"
+API09 = '!docker run -d --name {OWNER}-api {LABELS} -p 127.0.0.1::5000 workbook/app:production'
 
 
 def with_policy(policy):
@@ -390,6 +402,98 @@ ANSWERS = {
              "it carries the label workbook={OWNER}", "{LABELS}"),
         ],
     },
+    "08.1": {
+        "right": ["added_mb = round((client.images.get('workbook/app:production').attrs['Size']"
+                  " - client.images.get(PYTHON).attrs['Size']) / 1e6, 1)\n"
+                  "more_than_base = 'true' if added_mb * 1e6 > client.images.get(PYTHON).attrs['Size'] else 'false'"],
+        "wrong": [
+            (SIZES08 + "added_mb = int(out[0]) / 1e6\nmore_than_base = True",
+             "`added_mb` is production's size minus its base's, in MB", "production's minus the base's"),
+            (SIZES08 + "added_mb = (int(out[0]) - int(out[1])) / 2**20\nmore_than_base = True",
+             "`added_mb` is production's size minus its base's, in MB", "1,000,000"),
+            (SIZES08 + "added_mb = (int(out[0]) - int(out[1])) / 1e6\n"
+             "more_than_base = not (int(out[0]) - int(out[1]) > int(out[1]))",
+             "`more_than_base` is what the sizes say", "True or False"),
+        ],
+    },
+    "08.2": {
+        "right": [CTX08 + BEFORE08 + "(ctx / 'app.py').write_text((ctx / 'app.py').read_text() + '# my change\\n')\n"
+                  "!docker build -q -t workbook/ex08:{OWNER} --label workbook={OWNER} {ARGS} {ctx}"],
+        "wrong": [
+            (CTX08 + BEFORE08 + "!echo '# my change' >> {ctx}/app.py\n"
+             "!docker build -q -t workbook/ex08:{OWNER} --label workbook={OWNER} {ARGS} --build-arg REVISION=2 {ctx}",
+             "the rebuild reused every layer under the code", "same build arguments"),
+            (CTX08 + "!echo '# my change' >> {ctx}/app.py\n" + BEFORE08
+             + "!docker build -q -t workbook/ex08:{OWNER} --label workbook={OWNER} {ARGS} {ctx}",
+             "the first build does not hold the change", "before you change it"),
+            (CTX08 + BEFORE08 + "!docker build -q -t workbook/ex08:{OWNER} --label workbook={OWNER} {ARGS} {ctx}",
+             "the second build holds the change", "append the line"),
+        ],
+    },
+    "08.3": {
+        "right": ["!docker run -d --name {OWNER}-workers {LABELS} --env WORKERS=3 --publish 127.0.0.1:0:5000 "
+                  "workbook/app:production\n"
+                  "import time\n"
+                  "for _ in range(60):  # until Docker's own probe says healthy\n"
+                  "    status = !docker inspect --format '{{{{.State.Health.Status}}}}' {OWNER}-workers\n"
+                  "    if status == ['healthy']:\n"
+                  "        break\n"
+                  "    time.sleep(0.5)\n"
+                  "rows = !docker top {OWNER}-workers\nprocesses = str(sum('gunicorn' in r for r in rows[1:]))"],
+        "wrong": [
+            (WORKERS08.replace("-e WORKERS=3 ", "") + "\nprocesses = 3",
+             "it is told to run 3 workers", "-e WORKERS=3"),
+            (WORKERS08 + "\nprocesses = 3", "`processes` is how many gunicorn processes docker top lists",
+             "one gunicorn master"),
+            (WORKERS08.replace("-p 127.0.0.1::5000 ", "") + "\nprocesses = 4",
+             "port 5000 is published on 127.0.0.1 only", "-p 127.0.0.1::5000"),
+        ],
+    },
+    "09.1": {
+        "right": ["!docker run --name {OWNER}-typo {LABELS} {DEBIAN} gunicron --version\n"
+                  "exit_code = '127'\nreason_in = '.State.Error'"],
+        "wrong": [
+            ("!docker run --name {OWNER}-typo {LABELS} {DEBIAN} sh -c 'pyton3 --version'\n"
+             "exit_code = 127\nreason_in = 'log'", "it never started", "not `sh -c`"),
+            (TYPO09 + "\nexit_code = 1\nreason_in = 'State.Error'",
+             "`exit_code` is what Docker recorded", ".State.ExitCode"),
+            (TYPO09 + "\nexit_code = 127\nreason_in = 'log'",
+             "`reason_in` names where the reason is", "State.Error"),
+            ("!docker run --name {OWNER}-typo {DEBIAN} pyton3 --version\nexit_code = 127\n"
+             "reason_in = 'State.Error'", "it carries the label workbook={OWNER}", "{LABELS}"),
+            ("!docker create --name {OWNER}-typo {LABELS} {DEBIAN} pyton3 --version\nexit_code = 0\n"
+             "reason_in = 'log'", "Docker tried to start it", "docker create"),
+        ],
+    },
+    "09.2": {
+        "right": [TAKEN09 + "rows = !docker ps --format '{{{{.Names}}}} {{{{.Ports}}}}'\n"
+                  "holder = next(r.split()[0] for r in rows if f'127.0.0.1:{port}->' in r)\n"
+                  "!docker run -d --name {OWNER}-api {LABELS} -p 127.0.0.1:0:5000 workbook/app:production"],
+        "wrong": [
+            (TAKEN09 + FIND09 + "!docker run -d --name {OWNER}-api {LABELS} -p 127.0.0.1:{port}:5000 "
+             "workbook/app:production", "it is running", "another host port"),
+            (TAKEN09 + "holder = f'{OWNER}-api'\n" + API09,
+             "`holder` is the container that publishes 127.0.0.1:", "--filter publish="),
+            (TAKEN09 + FIND09 + "!docker run -d --name {OWNER}-api {LABELS} workbook/app:production",
+             "port 5000 is published on 127.0.0.1 only", "-p 127.0.0.1::5000"),
+        ],
+    },
+    "09.3": {
+        "right": ["!docker run --name {OWNER}-hungry {LABELS} --memory 8m {DEBIAN} sh -c "
+                  "'head -c 64m /dev/zero | tail > /dev/null'\n"
+                  "out = !docker inspect --format '{{{{.State.ExitCode}}}} {{{{.State.OOMKilled}}}}' {OWNER}-hungry\n"
+                  "exit_code, oom_killed = out[0].split()"],
+        "wrong": [
+            ("!docker run --name {OWNER}-hungry {LABELS} {DEBIAN} sh -c 'head -c 64m /dev/zero | tail > /dev/null'\n"
+             "exit_code = 137\noom_killed = True", "its memory limit is at most 32 MiB", "--memory 16m"),
+            (HUNGRY09.replace("64m /dev/zero", "4m /dev/zero") + "\nexit_code = 137\noom_killed = True",
+             "the kernel's OOM killer ended it", "64 MiB"),
+            (HUNGRY09 + "\nexit_code = 1\noom_killed = True",
+             "`exit_code` is what Docker recorded", "128 + the signal"),
+            (HUNGRY09 + "\nexit_code = 137\noom_killed = False",
+             "`oom_killed` is what Docker recorded", "OOMKilled"),
+        ],
+    },
 }
 
 
@@ -423,11 +527,12 @@ def exercises(nb):
 
 
 def setup_code(nb, owner):
-    """The lesson's `setup` cell with OWNER set to the test's owner."""
+    """The lesson's parameters cell (if any), then its `setup` cell with OWNER set to the test's owner."""
     cell = next(c for c in nb.cells if "setup" in c.metadata.get("tags", []))
     code, n = re.subn(r'^OWNER = "[^"]*"', f'OWNER = "{owner}"', cell.source, flags=re.M)
     assert n == 1, "the setup cell sets OWNER once"
-    return code
+    params = next((c.source for c in nb.cells if "parameters" in c.metadata.get("tags", [])), "")
+    return params + "\n" + code
 
 
 def lesson(path):
@@ -535,8 +640,10 @@ def shells(client):
 @pytest.mark.parametrize("path,ex", EXERCISES, ids=[ex.id for _, ex in EXERCISES])
 def test_exercise_is_graded_right(client, shells, path, ex):
     shell = shells(path)
+    # As in the lesson: the earlier exercises' solutions, each followed by its check (which
+    # waits, e.g. for the service to answer, as a learner's run of it would).
     first = [cell for before in ANSWERS[ex.id].get("before", []) for _, e in EXERCISES if e.id == before
-             for cell in e.solution]
+             for cell in e.solution + [e.check]]
     answers = [("untouched", ex.answer), ("solution", ex.solution)]
     answers += [("another right answer", code) for code in ANSWERS[ex.id].get("right", [])]
     for kind, code in answers:

@@ -1,0 +1,110 @@
+"""Lesson 09's exercises: a command that never started, a port someone holds, a container the OOM killer ended."""
+
+import secrets
+
+from .. import LABEL, bases, resources, service
+from .learner_image import answers, labelled, learner_container, published, running
+from .report import NotDone, Stop, check
+
+TAKEN = "workbook.exercise"  # the label on exercise 09.2's port holder (its name is random)
+
+
+def _given(**values):
+    """NotDone while one of the learner's answers is still `...`."""
+    if any(v is ... for v in values.values()):
+        names = " or ".join(values)
+        raise NotDone(f"{names} is still ...", "read docker inspect, then set " + " and ".join(values))
+
+
+def _as_recorded(r, name, said, recorded, hint, criterion=None):
+    """Criterion: the learner's `name` is what Docker recorded (as text, any case)."""
+    r.add(criterion or f"`{name}` is what Docker recorded",
+          str(said).strip().removeprefix(".").lower() == str(recorded).lower(), f"{name} is {said!r}", hint)
+
+
+@check("Exercise 09.1 · a command that is not there")
+def never_started(r, client, owner, exit_code, reason_in):
+    """`{owner}-typo` never started; `exit_code` and `reason_in` are what Docker recorded."""
+    box = learner_container(client, f"{owner}-typo")
+    labelled(r, box, owner, "lesson 09")
+    state = box.attrs["State"]
+    tried = bool(state.get("Error")) or not state.get("StartedAt", "0001").startswith("0001")
+    r.add("Docker tried to start it", tried, "it was never asked to start (State.Error is empty)",
+          "docker create makes a container without starting it: use docker run (lesson 09 §1)")
+    r.add("it never started", state["Status"] == "created",
+          f"its status is {state['Status']!r}" + (" (a shell ran, then exited)" if state["Status"] == "exited" else ""),
+          "give docker run the misspelt program itself as the command, not `sh -c`: a shell would start "
+          "and report the typo in its log (lesson 09 §1)")
+    _given(exit_code=exit_code, reason_in=reason_in)
+    _as_recorded(r, "exit_code", exit_code, state["ExitCode"],
+                 f"in a terminal: docker inspect --format '{{{{.State.ExitCode}}}}' NAME (lesson 09 §1)")
+    where = "State.Error" if state.get("Error") and not box.logs().strip() else "log"
+    _as_recorded(r, "reason_in", reason_in, where,
+                 "docker logs NAME is empty: the reason is in docker inspect's State.Error (lesson 09 §1)"
+                 if where == "State.Error" else "the process started, so docker logs NAME says why it ended "
+                 "(lesson 09 §1)", criterion="`reason_in` names where the reason is")
+
+
+def taken_port(client, owner):
+    """Start (or find) a container of `owner` that publishes a port of 127.0.0.1; return the port.
+
+    Its name is random: exercise 09.2 asks which container holds the port."""
+    found = client.containers.list(filters={"label": [f"{LABEL}={owner}", f"{TAKEN}=09.2"]})
+    if not found:
+        found = [client.containers.run(
+            bases.build_args(client)["DEBIAN_IMAGE"], ["sleep", "3600"], detach=True, init=True,
+            name=f"{owner}-{secrets.token_hex(3)}", ports={service.PORT: ("127.0.0.1", None)},
+            labels={**resources.labels(owner), TAKEN: "09.2"})]
+    found[0].reload()
+    return int(found[0].attrs["NetworkSettings"]["Ports"][service.PORT][0]["HostPort"])
+
+
+@check("Exercise 09.2 · who holds the port?")
+def port_holder(r, client, owner, holder):
+    """`holder` names the container on the taken port; `{owner}-api` answers on another port."""
+    held = client.containers.list(filters={"label": [f"{LABEL}={owner}", f"{TAKEN}=09.2"]})
+    if not held:
+        raise NotDone("no container holds a port for this exercise",
+                      "run the first line of the cell above (checks.lesson09.taken_port) again")
+    if not holder and not client.containers.list(all=True, filters={"name": f"{owner}-api"}):
+        raise NotDone("holder is empty and there is no container {owner}-api yet".replace("{owner}", owner),
+                      "find who holds the port, start yours, then run this check")
+    port = int(held[0].attrs["NetworkSettings"]["Ports"][service.PORT][0]["HostPort"])
+    r.add(f"`holder` is the container that publishes 127.0.0.1:{port}",
+          str(holder).strip().lstrip("/") == held[0].name, f"holder is {holder!r}",
+          f"docker ps --filter publish={port} lists who publishes that port (lesson 09 §2 found it with lsof)")
+    box = learner_container(client, f"{owner}-api")
+    labelled(r, box, owner, "lesson 09")
+    taken = "port is already allocated" in (box.attrs["State"].get("Error") or "")
+    running(r, box, "a host port can be published once: this one was created but could not start. "
+                    "Publish another host port, or let Docker pick a free one: -p 127.0.0.1::5000 (lesson 09 §2)"
+            if taken else "docker logs NAME and docker inspect's State.Error say why it is not running (lesson 09 §1)")
+    mine = published(r, box)
+    if mine is None:
+        raise Stop()
+    answers(r, mine)
+
+
+@check("Exercise 09.3 · killed for memory")
+def oom_killed(r, client, owner, exit_code, oom_killed):
+    """`{owner}-hungry` was ended by the OOM killer; `exit_code` and `oom_killed` say so."""
+    box = learner_container(client, f"{owner}-hungry")
+    labelled(r, box, owner, "lesson 09")
+    box.reload()
+    state, memory = box.attrs["State"], box.attrs["HostConfig"].get("Memory") or 0
+    r.add("its memory limit is at most 32 MiB", 0 < memory <= 32 * 2**20,
+          f"Memory {f'{memory // 2**20} MiB' if memory else 'unlimited'}", "--memory 16m (lesson 09 §6)")
+    if not r.add("it has ended", state["Status"] == "exited", f"its status is {state['Status']!r}",
+                 "run it without -d and wait: the command ends by itself, one way or another"):
+        raise Stop()
+    r.add("the kernel's OOM killer ended it", state.get("OOMKilled") is True,
+          f"it exited {state['ExitCode']}, OOMKilled {state.get('OOMKilled')}",
+          "give it less memory than the command takes: `head -c 64m /dev/zero | tail` holds 64 MiB "
+          "(lesson 09 §6)")
+    _given(exit_code=exit_code, oom_killed=oom_killed)
+    _as_recorded(r, "exit_code", exit_code, state["ExitCode"],
+                 "in a terminal: docker inspect --format '{{.State.ExitCode}}' NAME: 128 + the signal's "
+                 "number (lesson 09 §6)")
+    _as_recorded(r, "oom_killed", oom_killed, state.get("OOMKilled"),
+                 "in a terminal: docker inspect --format '{{.State.OOMKilled}}' NAME, as True or False "
+                 "(lesson 09 §6)")
