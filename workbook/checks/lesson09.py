@@ -4,16 +4,14 @@ import secrets
 
 from .. import LABEL, bases, resources, service
 from .learner_image import answers, labelled, learner_container, published, running
-from .report import NotDone, Stop, check
+from .report import NotDone, Stop, check, given
 
 TAKEN = "workbook.exercise"  # the label on exercise 09.2's port holder (its name is random)
 
 
-def _given(**values):
-    """NotDone while one of the learner's answers is still `...`."""
-    if any(v is ... for v in values.values()):
-        names = " or ".join(values)
-        raise NotDone(f"{names} is still ...", "read docker inspect, then set " + " and ".join(values))
+def _holders(client, owner):
+    """The running container exercise 09.2 started to hold a port (none or one)."""
+    return client.containers.list(filters={"label": [f"{LABEL}={owner}", f"{TAKEN}=09.2"]})
 
 
 def _as_recorded(r, name, said, recorded, hint, criterion=None):
@@ -35,7 +33,7 @@ def never_started(r, client, owner, exit_code, reason_in):
           f"its status is {state['Status']!r}" + (" (a shell ran, then exited)" if state["Status"] == "exited" else ""),
           "give docker run the misspelt program itself as the command, not `sh -c`: a shell would start "
           "and report the typo in its log (lesson 09 §1)")
-    _given(exit_code=exit_code, reason_in=reason_in)
+    given("read docker inspect, then set exit_code and reason_in", exit_code=exit_code, reason_in=reason_in)
     _as_recorded(r, "exit_code", exit_code, state["ExitCode"],
                  f"in a terminal: docker inspect --format '{{{{.State.ExitCode}}}}' NAME (lesson 09 §1)")
     where = "State.Error" if state.get("Error") and not box.logs().strip() else "log"
@@ -49,27 +47,26 @@ def taken_port(client, owner):
     """Start (or find) a container of `owner` that publishes a port of 127.0.0.1; return the port.
 
     Its name is random: exercise 09.2 asks which container holds the port."""
-    found = client.containers.list(filters={"label": [f"{LABEL}={owner}", f"{TAKEN}=09.2"]})
+    found = _holders(client, owner)
     if not found:
         found = [client.containers.run(
             bases.build_args(client)["DEBIAN_IMAGE"], ["sleep", "3600"], detach=True, init=True,
             name=f"{owner}-{secrets.token_hex(3)}", ports={service.PORT: ("127.0.0.1", None)},
             labels={**resources.labels(owner), TAKEN: "09.2"})]
-    found[0].reload()
-    return int(found[0].attrs["NetworkSettings"]["Ports"][service.PORT][0]["HostPort"])
+    return resources.host_port(found[0], service.PORT)
 
 
 @check("Exercise 09.2 · who holds the port?")
 def port_holder(r, client, owner, holder):
     """`holder` names the container on the taken port; `{owner}-api` answers on another port."""
-    held = client.containers.list(filters={"label": [f"{LABEL}={owner}", f"{TAKEN}=09.2"]})
+    held = _holders(client, owner)
     if not held:
         raise NotDone("no container holds a port for this exercise",
                       "run the first line of the cell above (checks.lesson09.taken_port) again")
     if not holder and not client.containers.list(all=True, filters={"name": f"{owner}-api"}):
-        raise NotDone("holder is empty and there is no container {owner}-api yet".replace("{owner}", owner),
+        raise NotDone(f"holder is empty and there is no container {owner}-api yet",
                       "find who holds the port, start yours, then run this check")
-    port = int(held[0].attrs["NetworkSettings"]["Ports"][service.PORT][0]["HostPort"])
+    port = resources.host_port(held[0], service.PORT)
     r.add(f"`holder` is the container that publishes 127.0.0.1:{port}",
           str(holder).strip().lstrip("/") == held[0].name, f"holder is {holder!r}",
           f"docker ps --filter publish={port} lists who publishes that port (lesson 09 §2 found it with lsof)")
@@ -101,7 +98,7 @@ def oom_killed(r, client, owner, exit_code, oom_killed):
           f"it exited {state['ExitCode']}, OOMKilled {state.get('OOMKilled')}",
           "give it less memory than the command takes: `head -c 64m /dev/zero | tail` holds 64 MiB "
           "(lesson 09 §6)")
-    _given(exit_code=exit_code, oom_killed=oom_killed)
+    given("read docker inspect, then set exit_code and oom_killed", exit_code=exit_code, oom_killed=oom_killed)
     _as_recorded(r, "exit_code", exit_code, state["ExitCode"],
                  "in a terminal: docker inspect --format '{{.State.ExitCode}}' NAME: 128 + the signal's "
                  "number (lesson 09 §6)")

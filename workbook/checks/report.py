@@ -18,6 +18,12 @@ class NotDone(Exception):
         self.what, self.todo = what, todo
 
 
+def given(todo, **answers):
+    """NotDone while one of the learner's answers (by name) is still `...`."""
+    if any(v is ... for v in answers.values()):
+        raise NotDone(f"{' or '.join(answers)} is still ...", todo)
+
+
 class Stop(Exception):
     """Raised by a check to end it early, after a failed criterion the others depend on."""
 
