@@ -43,8 +43,19 @@ setup: engine wheelhouse bases
 run: setup
 	$(WB) run $(NB)
 
+# The whole suite, in two parts (tests/conftest.py says which test goes where): JOBS processes
+# share everything but the tests marked `solo`, which then run alone (timings, hygiene).
+# WORKBOOK_SINCE hands what existed before the first part to the second's hygiene checks.
+JOBS ?= 2
+SINCE := build/test-since.json
 test: setup
-	$(BIN)/pytest
+	$(WB) ladder  # built once, before two processes use it
+	@rm -f $(SINCE); status=0; export WORKBOOK_SINCE=$(SINCE); \
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder -m "not solo" || status=$$?; \
+	if [ $$status -le 1 ]; then \
+	  echo "== the tests that run alone (timings, then the hygiene checks) =="; \
+	  $(BIN)/pytest -m solo || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	fi; rm -f $(SINCE); exit $$status
 
 # The tiers (tests/conftest.py marks them from the fixtures a test uses): no engine needed,
 # then the engine without the slow tier. `make test` above is always the whole suite.

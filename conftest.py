@@ -4,6 +4,7 @@ stack or container outlives a failed lesson or lab. It also notes the engine's v
 start, for tests/test_hygiene.py. (Test fixtures live in tests/conftest.py.)"""
 
 import json
+import os
 
 import pytest
 
@@ -11,7 +12,18 @@ FAILED = set()  # the notebooks a cell of which failed in this run
 
 
 def pytest_sessionstart(session):
-    """Note the volumes and the workbook's resources that exist before any test (None without an engine)."""
+    """Note the volumes and the workbook's resources that exist before any test (None without an engine).
+
+    `make test` runs pytest twice (the parallel part, then the solo part with the hygiene
+    tests): WORKBOOK_SINCE names a file that the first run writes and the second reads.
+    """
+    since = os.environ.get("WORKBOOK_SINCE")
+    if since and os.path.exists(since):
+        with open(since, encoding="utf-8") as f:
+            before = json.load(f)
+        session.config.volumes_before, session.config.workbook_before = (
+            None if before[k] is None else set(before[k]) for k in ("volumes", "workbook"))
+        return
     try:
         import docker
 
@@ -24,6 +36,11 @@ def pytest_sessionstart(session):
         names = ours = None
     session.config.volumes_before = names
     session.config.workbook_before = ours
+    if since and not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
+        os.makedirs(os.path.dirname(os.path.abspath(since)), exist_ok=True)
+        with open(since, "w", encoding="utf-8") as f:
+            json.dump({"volumes": None if names is None else sorted(names),
+                       "workbook": None if ours is None else sorted(ours)}, f)
 
 
 def _notebook(item):

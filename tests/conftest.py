@@ -6,11 +6,18 @@
   is a cell of a notebook other than the quick ones (QUICK_NOTEBOOKS).
 `make test-fast` runs `-m "not engine and not slow"` (no Docker needed), `make test-engine` adds the engine
 tier without the slow one, `make test` runs everything.
+
+`make test` runs in two parts. First every test not marked `solo`, in two processes
+(pytest-xdist, `--dist loadgroup`): a notebook's cells, a module's tests and everything that
+uses the one swarm each stay in one process (`group`). Then, alone, what measures time
+(SOLO_NOTEBOOKS, whose printed verdicts compare timings) and the hygiene checks (`last`).
 """
 
 import json
+import re
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from appmodules import SETTINGS, load
 from workbook import engine, service
@@ -21,10 +28,62 @@ SLOW_FIXTURES = {"ladder", "onnx_image", "audit_images", "workspaces", "compose_
                  "swarm_stack", "lab05", "lab06", "lab07", "browser"}
 # Every notebook is `engine`; all but these quick ones are `slow` too.
 QUICK_NOTEBOOKS = {"00_setup_check.ipynb", "01_containers_vs_vms.ipynb"}
+# The engine has one swarm: whatever joins, deploys to or leaves it runs in one process.
+SWARM = ("notebooks/06_orchestration.ipynb::", "notebooks/07_security.ipynb::",
+         "solutions/07_rolling_update.ipynb::", "tests/test_swarm.py::",
+         "tests/test_checks_stack.py::test_lab07_", "tests/test_exercises.py::test_exercise_is_graded_right[06.")
+# Lessons that time builds and requests run alone, so that another process's work does not
+# blur what they compare.
+SOLO_NOTEBOOKS = {"04_dockerfile_best_practices.ipynb", "08_performance.ipynb"}
+# The longest groups start first, so that neither process is left with a long one at the end.
+FIRST = ("swarm", "notebooks/10_real_world.ipynb", "tests/test_compose.py", "solutions/06_troubleshooting.ipynb",
+         "solutions/05_compose_stack.ipynb", "tests/test_exercises.py[10]", "tests/test_checks.py[lab02]",
+         "notebooks/09_troubleshooting.ipynb")
+
+
+# Tests that use what a notebook uses: its OWNER (the browser runs notebook 00), or the lab's
+# image name workbook/lab-NN:latest (a generated lab run to its first check, lab 05 and 06's
+# checks) run in that notebook's process.
+WITH_NOTEBOOK = {"tests/test_browser.py::": "notebooks/00_setup_check.ipynb",
+                 "tests/test_checks_stack.py::test_lab05_": "solutions/05_compose_stack.ipynb",
+                 "tests/test_checks_stack.py::test_lab06_": "solutions/06_troubleshooting.ipynb"}
+GENERATED_LAB = "tests/test_labs.py::test_generated_lab_runs_to_its_first_check_and_says_not_done["
+
+
+def group(nodeid):
+    """The process a test shares with others: 'swarm', else its notebook's or module's path."""
+    if nodeid.startswith(GENERATED_LAB):
+        nodeid = f"solutions/{nodeid[len(GENERATED_LAB):].rstrip(']')}.ipynb::"
+    for prefix, notebook in WITH_NOTEBOOK.items():
+        if nodeid.startswith(prefix):
+            nodeid = notebook + "::"
+    if nodeid.startswith(SWARM):
+        return "swarm"
+    # The two longest modules split by what they share: a lesson's exercises, a lab's checks.
+    if m := re.match(r"(tests/test_exercises\.py)::test_exercise_is_graded_right\[(\d\d)\.", nodeid):
+        return f"{m[1]}[{m[2]}]"
+    if m := re.match(r"(tests/test_checks\.py)::test_(lab\d\d)_", nodeid):
+        return f"{m[1]}[{m[2]}]"
+    return nodeid.split("::")[0]
+
+
+class GroupScheduling(LoadScopeScheduling):
+    """pytest-xdist's scheduler by scope, the scope being group(nodeid), in collection order."""
+
+    def _split_scope(self, nodeid):
+        return group(nodeid)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`pytest -n 2 --dist loadgroup` hands out whole groups (see group)."""
+    if config.getvalue("dist") == "loadgroup":
+        config.option.loadscopereorder = False  # keep FIRST's order
+        return GroupScheduling(config, log)
+    return None
 
 
 def pytest_collection_modifyitems(items):
-    """Mark each test's tier from its fixtures; move tests marked `last` after all others."""
+    """Mark each test's tier from its fixtures; order the groups; tests marked `last` after all others."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         notebook = item.nodeid.split("::")[0].endswith(".ipynb")
@@ -32,7 +91,11 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.engine)
         if fixtures & SLOW_FIXTURES or (notebook and item.fspath.basename not in QUICK_NOTEBOOKS):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+        if item.get_closest_marker("last") or (notebook and item.fspath.basename in SOLO_NOTEBOOKS):
+            item.add_marker(pytest.mark.solo)
+    order = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: (item.get_closest_marker("last") is not None,
+                                 order.get(group(item.nodeid), len(FIRST))))
 
 
 @pytest.fixture(scope="session")

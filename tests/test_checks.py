@@ -118,14 +118,14 @@ def test_instructions_ignores_comments_and_joins_continuations():
     assert checks.instructions("FROM x\nRUN a \\\n && b\n# c\n") == ["FROM x", "RUN a   && b"]
 
 
-def test_an_empty_dockerfile_is_not_done_yet(client, workspaces):
+def test_lab01_an_empty_dockerfile_is_not_done_yet(client, workspaces):
     lab = workspaces("01")
     (lab.path / "Dockerfile").write_text("# TODO: write the Dockerfile here\n")
     report = checks.first_container(client, lab)
     assert report.not_done and "no instructions yet" in report.not_done and not report.criteria
 
 
-def test_a_build_error_shows_the_failing_step(client, workspaces):
+def test_lab01_a_build_error_shows_the_failing_step(client, workspaces):
     report = attempt(client, workspaces, "01", "build-error", SINGLE + "COPY no-such-file.py ./\n")
     crit = report.get("builds")
     assert not crit.passed and "COPY no-such-file.py" in crit.detail and "lesson 03" in crit.hint

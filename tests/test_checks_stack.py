@@ -97,7 +97,7 @@ def test_lab06_fixes_are_not_in_lesson_09s_output():
 
 @pytest.fixture(scope="module")
 def lab05(client):
-    lab = checks.prepare_folder(client, "05", "test_checks_05")
+    lab = checks.prepare_folder(client, "05", "test-checks-05")  # compose TAG test-checks-05: its own images
     yield lab
     checks.reset_stack(client, lab.owner)
     resources.cleanup(client, lab.owner)

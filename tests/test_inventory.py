@@ -9,7 +9,7 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from workbook import ROOT, bases, images, inventory, resources, service
+from workbook import ROOT, bases, images, inventory, resources
 from workbook.inventory import Package
 
 OWNER = "test_inventory"
@@ -107,9 +107,9 @@ def _validate(bom):
 
 
 @pytest.fixture(scope="module")
-def production(client):
-    image = service.build(client, "production", log="none")
-    return image, inventory.packages(client, image)
+def production(client, production):
+    """The session's production image (tests/conftest.py), with its packages."""
+    return production, inventory.packages(client, production)
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,6 @@ OWNER = "tests"
 
 
 @pytest.fixture(scope="module")
-def ladder(client):
-    """Every rung, built once per run (label ladder: the lessons reuse them)."""
-    return {v: service.build(client, v, log="none") for v in service.LADDER}
-
-
-@pytest.fixture(scope="module")
 def served(client, ladder):
     """Each rung's /predict answer to the sample flowers, and a few facts from inside."""
     out = {}

@@ -84,3 +84,19 @@ def test_learners_image_built_on_a_workbook_base_is_not_the_workbooks(client, tm
         assert bases.resolve("debian-slim", client).ref in {t for i in found["images"] for t in i.tags}
     finally:
         client.images.remove(img.id)
+
+
+def test_cleanup_removes_only_its_own_stage_tag(client, tmp_path):
+    # Two owners whose builds share a builder stage tag the same image (which, like every
+    # builder stage, carries its base's labels, not an owner's): one owner's cleanup takes only
+    # its own name away and leaves the image to the other.
+    (tmp_path / "Dockerfile").write_text("ARG DEBIAN_IMAGE\nFROM ${DEBIAN_IMAGE}\nRUN echo stage > /stage.txt\n")
+    image, _ = client.images.build(path=str(tmp_path), buildargs=bases.build_args(client), rm=True)
+    for owner in ("test-stage-a", "test-stage-b"):
+        image.tag(f"{resources.STAGE_REPO}/{owner}", "shared-0")
+    try:
+        assert resources.cleanup(client, "test-stage-a")["stage images"]
+        assert client.images.get(image.id).tags == [f"{resources.STAGE_REPO}/test-stage-b:shared-0"]
+    finally:
+        resources.cleanup(client, "test-stage-b")
+    assert not client.images.list(filters={"reference": f"{resources.STAGE_REPO}/test-stage-*"})

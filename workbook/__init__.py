@@ -42,6 +42,8 @@ Notebooks and labs
     instructors INSTRUCTORS.md's timings table
 """
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -63,3 +65,12 @@ class WorkbookError(Exception):
     def _render_traceback_(self):
         # IPython calls this instead of printing a traceback.
         return [f"\x1b[31mWorkbookError:\x1b[0m {self}"]
+
+
+@contextlib.contextmanager
+def one_at_a_time(name):
+    """A lock file build/.NAME.lock: one process at a time (make run, make test's workers)."""
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / f".{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, even if the process dies
+        yield

@@ -28,6 +28,16 @@ def cmd_wheelhouse(args):
     print(wheelhouse.download(force=args.rebuild))
 
 
+def cmd_ladder(args):
+    from . import engine, service
+    client = engine.client()
+    print(f"Building the image ladder ({len(service.LADDER)} images the lessons and tests share): "
+          "about 3 min the first time, seconds afterwards", flush=True)
+    for variant in service.LADDER:
+        print(f"  {service.tag(variant):<28}", end=" ", flush=True)
+        service.build(client, variant, log="summary")
+
+
 def cmd_setup(args):
     cmd_engine(args)
     cmd_bases(args)
@@ -143,6 +153,7 @@ def main(argv=None):
         ("bases", cmd_bases, "resolve (or build offline) the base images"),
         ("wheelhouse", cmd_wheelhouse, "download the pinned wheels images install from"),
         ("setup", cmd_setup, "engine + bases + wheelhouse"),
+        ("ladder", cmd_ladder, "build the image ladder the lessons and tests share"),
         ("compose-env", cmd_compose_env, "print the base images for docker/compose/.env"),
         ("doctor", cmd_doctor, "check everything the notebooks need"),
         ("run", cmd_run, "execute notebooks with papermill into build/executed/"),

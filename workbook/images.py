@@ -103,7 +103,10 @@ def _tag_heads(client, owner, tag, heads):
     base's labels, not ours; the tag keeps them findable for resources.cleanup(owner).
     """
     for i, image_id in enumerate(heads):
-        client.api.tag(image_id, f"{STAGE_REPO}/{owner.lower()}", f"{slug(tag, keep='_.-')}-{i}")
+        try:
+            client.api.tag(image_id, f"{STAGE_REPO}/{owner.lower()}", f"{slug(tag, keep='_.-')}-{i}")
+        except ImageNotFound:  # another owner's cleanup removed that shared stage meanwhile
+            pass
 
 
 def cache_from(tag):

@@ -129,9 +129,10 @@ def cleanup(client, owner=None):
                 elif kind == "images":  # no force: an image a learner's container uses stays
                     for ref in item.tags or [item.id]:
                         client.images.remove(ref)
-                elif kind == "stage images":  # only our tag: the image may be a base too
+                elif kind == "stage images":  # only our tags: the image may be a base, or another's stage
+                    mine = f"{STAGE_REPO}/{owner.lower()}:" if owner else f"{STAGE_REPO}/"
                     for ref in item.tags:
-                        if ref.startswith(STAGE_REPO + "/"):
+                        if ref.startswith(mine):
                             client.images.remove(ref)
                 else:
                     item.remove()

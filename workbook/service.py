@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import BUILD, ROOT, WorkbookError, bases, containers, images, wheelhouse
+from . import BUILD, ROOT, WorkbookError, bases, containers, images, one_at_a_time, wheelhouse
 from .resources import host_port, labels, unique_name
 
 APP = ROOT / "docker" / "app"
@@ -66,8 +66,9 @@ def train(out=MODEL, model_version="1", fmt="skops"):
 
 def ensure_model():
     """Train the model once (the images copy docker/app/models/)."""
-    if not MODEL.exists() or MODEL.stat().st_mtime < (APP / "train.py").stat().st_mtime:
-        train()
+    with one_at_a_time("train"):  # another process may be training it right now
+        if not MODEL.exists() or MODEL.stat().st_mtime < (APP / "train.py").stat().st_mtime:
+            train()
     return MODEL
 
 
@@ -117,13 +118,16 @@ def build(client, variant, owner=LADDER_OWNER, context=APP, **kw):
                             f"Pick one of {', '.join(VARIANTS)}.")
     kw.setdefault("buildargs", bases.build_args(client))
     image_tag, dockerfile = kw.pop("tag", tag(variant)), VARIANTS[variant][0]
-    if variant in CONTEXT_REQUIREMENTS and context == APP:
-        BUILD.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f"context-{variant}-", dir=BUILD) as scratch:
-            scratch = copy_context(Path(scratch) / "app", variant)
-            return images.build(client, scratch, image_tag, owner, dockerfile=dockerfile, **kw)
-    prepare(context, variant)
-    return images.build(client, context, image_tag, owner, dockerfile=dockerfile, **kw)
+    # One build of the ladder at a time, across processes (make test's workers, make run):
+    # a second build of a rung then finds every step in the cache and gives the same image.
+    with one_at_a_time("ladder"):
+        if variant in CONTEXT_REQUIREMENTS and context == APP:
+            BUILD.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=f"context-{variant}-", dir=BUILD) as scratch:
+                scratch = copy_context(Path(scratch) / "app", variant)
+                return images.build(client, scratch, image_tag, owner, dockerfile=dockerfile, **kw)
+        prepare(context, variant)
+        return images.build(client, context, image_tag, owner, dockerfile=dockerfile, **kw)
 
 
 def build_ui(client, owner=LADDER_OWNER, **kw):
