@@ -33,6 +33,7 @@ Measuring and showing
     measure     repeats, min/median, recorded figures
     bench       lesson 08 and `make bench`
     show        tables and summaries in notebooks
+    pictures    matplotlib pictures drawn from what the engine reports (an image's layers)
 Notebooks and labs
     notebooks   execute notebooks, progress and the report (`make run`)
     labs        generate labs/ from solutions/
