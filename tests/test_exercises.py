@@ -23,7 +23,7 @@ from workbook import ROOT, resources, swarm
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Lessons that have their three exercises so far; the test below fails for one that gets them
 # and is not listed (strict xfail), so this list cannot fall behind.
-WITH_EXERCISES = {"01", "02", "03", "04", "05", "06", "07", "08", "09"}
+WITH_EXERCISES = {"01", "02", "03", "04", "05", "06", "07", "08", "09", "10"}
 
 # Lesson 05's given compose files (as in its answer cells), for the answers below to change.
 X_LABELS = """x-labels: &labels
@@ -70,6 +70,24 @@ def with_data(mount, volumes=""):
 # Per exercise: other right answers, and wrong ones as (code, the criterion that must fail,
 # words its hint must contain); code is one cell or a list of cells. "before": the exercise
 # whose solutions must run first, in order (it builds on what they made).
+# Lesson 10: exercises 10.1 and 10.3 run example 1's image; the test builds its own copy (owner
+# `tests`, kept for the session like the ladder), not the lesson's, which it may be running.
+FLASK10 = ("FLASK = images.build(client, context('ex-flask', 'flask-api'), 'workbook/ex10-flask:tests', "
+           "'tests', buildargs=ARGS, log='none').tags[0]")
+PROBE10 = """"python -c \\"import urllib.request as u; u.urlopen('http://localhost:5000/health')\\"\""""
+RUN10 = "!docker run -d --name {OWNER}-probe {LABELS} -p 127.0.0.1::5000 --health-interval 2s --health-cmd "
+# Exercise 10.2's Dockerfile as the lesson gives it: the tutorial's, as written (without comments).
+AS_WRITTEN10 = "%%writefile {EX}/Dockerfile\n" + "\n".join(
+    ln for ln in (ROOT / "docker" / "tutorial" / "production" / "Dockerfile").read_text().splitlines()
+    if not ln.startswith("#")).strip("\n") + "\n"
+BUILD10 = "!docker build -q -t workbook/ex10:{OWNER} --label workbook={OWNER} {BUILD_ARGS} {EX}"
+FIRST10 = ("!docker run -d --name {OWNER}-first {LABELS} --health-interval 5s --health-start-period 30s "
+           "--health-cmd " + PROBE10 + " {FLASK}\n")
+MEASURE10 = (FIRST10 + "time.sleep(7)\nbox = client.containers.get(f'{OWNER}-first')\n"
+             "start = datetime.fromisoformat(box.attrs['State']['StartedAt'][:26].rstrip('Z'))\n"
+             "probed = datetime.fromisoformat(box.attrs['State']['Health']['Log'][0]['Start'][:26].rstrip('Z'))\n"
+             "first_probe_after = str((probed - start).total_seconds())\n")
+
 ANSWERS = {
     "01.1": {
         "right": ["!docker run -d --pid host {LABELS} --name {OWNER}-pid {DEBIAN} tail -f /dev/null"],
@@ -494,6 +512,49 @@ ANSWERS = {
              "`oom_killed` is what Docker recorded", "OOMKilled"),
         ],
     },
+    "10.1": {
+        "given": [FLASK10],
+        "right": ["client.containers.run(FLASK, detach=True, name=f'{OWNER}-probe', labels=resources.labels(OWNER),\n"
+                  "    ports={'5000/tcp': ('127.0.0.1', None)}, healthcheck={'interval': 2_000_000_000, 'test': [\n"
+                  "        'CMD', 'python', '-c', \"import urllib.request as u; u.urlopen('http://localhost:5000/health')\"]})"],
+        "wrong": [
+            (RUN10 + "true {FLASK}", "the probe fails when the service does not answer", "always succeeds"),
+            (RUN10 + "\"python -c 'import requests'\" {FLASK}", "Docker reports it healthy", "standard library"),
+            (RUN10 + "'curl -f http://localhost:5000/health' {FLASK}", "Docker reports it healthy", "no curl"),
+            ("!docker run -d --name {OWNER}-probe {LABELS} -p 127.0.0.1::5000 {FLASK}",
+             "it has a health check", "--health-cmd"),
+            (RUN10.replace(" {LABELS}", "") + PROBE10 + " {FLASK}", "it carries the label workbook={OWNER}", "{LABELS}"),
+        ],
+    },
+    "10.2": {
+        "right": [[AS_WRITTEN10.replace("COPY --from=builder /root/.local /root/.local",
+                                        "COPY --from=builder /root/.local /opt/python-user")
+                   .replace("ENV PATH=/root/.local/bin:$PATH",
+                            "ENV PYTHONUSERBASE=/opt/python-user PATH=/opt/python-user/bin:$PATH"), BUILD10]],
+        "wrong": [
+            ([AS_WRITTEN10, BUILD10], "it starts", "cannot read /root"),
+            ([AS_WRITTEN10.replace("USER appuser\n", ""), BUILD10],
+             "its main process runs as a non-root user", "keep USER appuser"),
+            ([AS_WRITTEN10.replace("COPY --from=builder /root/.local /root/.local",
+                                   "COPY --from=builder --chown=appuser /root/.local /home/appuser/.local")
+              .replace("/root/.local/bin", "/home/appuser/.local/bin"),
+              BUILD10.replace(" --label workbook={OWNER}", "")],
+             "the image carries the label workbook={OWNER}", "--label workbook="),
+        ],
+    },
+    "10.3": {
+        "given": [FLASK10],
+        "right": [MEASURE10 + "start_period_brings_it_forward = 'false'"],
+        "wrong": [
+            (FIRST10 + "time.sleep(6)\nfirst_probe_after = 0\nstart_period_brings_it_forward = False",
+             "`first_probe_after` is when Docker ran the first probe", "Health.Log"),
+            (MEASURE10 + "start_period_brings_it_forward = True",
+             "`start_period_brings_it_forward` is what the measurement says", "only forgives"),
+            (FIRST10.replace(" --health-start-period 30s", "") + "first_probe_after = 5\n"
+             "start_period_brings_it_forward = False",
+             "its health check probes every 5 s after a 30 s start period", "--health-start-period 30s"),
+        ],
+    },
 }
 
 
@@ -527,10 +588,10 @@ def exercises(nb):
 
 
 def setup_code(nb, owner):
-    """The lesson's parameters cell (if any), then its `setup` cell with OWNER set to the test's owner."""
-    cell = next(c for c in nb.cells if "setup" in c.metadata.get("tags", []))
-    code, n = re.subn(r'^OWNER = "[^"]*"', f'OWNER = "{owner}"', cell.source, flags=re.M)
-    assert n == 1, "the setup cell sets OWNER once"
+    """The lesson's parameters cell (if any), then its `setup` cells with OWNER set to the test's owner."""
+    setup = "\n".join(c.source for c in nb.cells if "setup" in c.metadata.get("tags", []))
+    code, n = re.subn(r'^OWNER = "[^"]*"', f'OWNER = "{owner}"', setup, flags=re.M)
+    assert n == 1, "the setup cells set OWNER once"
     params = next((c.source for c in nb.cells if "parameters" in c.metadata.get("tags", [])), "")
     return params + "\n" + code
 
@@ -609,7 +670,9 @@ class Shell:
         for v in client.volumes.list(filters={"name": f"{self.owner}-"}):
             v.remove(force=True)
         for i in client.images.list(filters={"reference": f"workbook/*:{self.owner}"}):
-            client.images.remove(i.id, force=True)
+            for t in i.tags:  # by name, not by id with force: the image may have other names
+                if t.endswith(f":{self.owner}"):
+                    client.images.remove(t)
 
 
 def criterion(report, name):
@@ -642,8 +705,9 @@ def test_exercise_is_graded_right(client, shells, path, ex):
     shell = shells(path)
     # As in the lesson: the earlier exercises' solutions, each followed by its check (which
     # waits, e.g. for the service to answer, as a learner's run of it would).
-    first = [cell for before in ANSWERS[ex.id].get("before", []) for _, e in EXERCISES if e.id == before
-             for cell in e.solution + [e.check]]
+    first = ANSWERS[ex.id].get("given", [])  # what the lesson made before (e.g. an image)
+    first = first + [cell for before in ANSWERS[ex.id].get("before", []) for _, e in EXERCISES if e.id == before
+                     for cell in e.solution + [e.check]]
     answers = [("untouched", ex.answer), ("solution", ex.solution)]
     answers += [("another right answer", code) for code in ANSWERS[ex.id].get("right", [])]
     for kind, code in answers:
