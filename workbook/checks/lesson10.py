@@ -1,25 +1,16 @@
 """Lesson 10's exercises: a probe that needs nothing extra, the --user install fixed, the first probe measured."""
 
-from datetime import datetime
-
 from docker.errors import DockerException
 
-from .. import containers, resources, service
-from .learner_image import (NotStarted, answers, cleanup_containers, labelled, learner_container,
+from .. import resources, service
+from .image_labs import wait_health
+from .learner_image import (NotStarted, cleanup_containers, healthy, labelled, learner_container,
                             learner_image, run_service, running, why_no_answer)
 from .report import Stop, check, given
+from .troubleshooting_lab import _when
 from .workspace import Lab
 
 EX_IMAGE = "workbook/ex10:{owner}"  # exercise 10.2's image
-
-
-def _health(box):
-    """(status, the last probe's last output line) of a container with a health check."""
-    box.reload()
-    health = box.attrs["State"].get("Health") or {}
-    log = health.get("Log") or []
-    last = (log[-1]["Output"].strip().splitlines() or [""])[-1] if log else ""
-    return health.get("Status"), last
 
 
 def _probe_hint(said):
@@ -59,12 +50,11 @@ def probe(r, client, owner):
                  "docker inspect shows no Healthcheck" if not test else "the health check is NONE",
                  "give docker run --health-cmd \"...\" and --health-interval 2s (lesson 10 §2)"):
         raise Stop()
-    containers.wait(box, "healthy", timeout=40)  # ends early once it is unhealthy
-    status, said = _health(box)
+    status, said = wait_health(box, timeout=40)  # ends early once it is unhealthy
+    probed = bool(box.attrs["State"]["Health"].get("Log"))
     r.add("Docker reports it healthy", status == "healthy",
-          f"its health is {status!r}" + (f"; the last probe said: {said}" if said else "")
-          + ("" if said else " (no probe has run yet)"),
-          _probe_hint(said) if said else "--health-interval 2s: the first probe runs one interval "
+          f"its health is {status!r}" + (f"; the last probe said: {said}" if probed else " (no probe has run yet)"),
+          _probe_hint(said) if probed else "--health-interval 2s: the first probe runs one interval "
           "after the start, 30 s by default (lesson 10 §2)")
     code, out = _fails_alone(client, owner, box.image.id, test)
     r.add("the probe fails when the service does not answer", code != 0,
@@ -91,8 +81,9 @@ def user_install(r, client, owner):
                   "(lesson 10 §3)")
             raise Stop() from None
         r.add("it starts", True)
-        box.reload()
-        if not healthy_or_why(r, box, resources.host_port(box, service.PORT)):
+        port = resources.host_port(box, service.PORT)
+        if not r.add("it answers GET /health", healthy(port, timeout=60), f"no answer on 127.0.0.1:{port}",
+                     why_no_answer(box, box.logs(tail=20).decode(errors="replace"))):
             raise Stop()
         _, status = box.exec_run(["cat", "/proc/1/status"])
         uid = next((ln.split()[1] for ln in status.decode().splitlines() if ln.startswith("Uid:")), "?")
@@ -101,17 +92,6 @@ def user_install(r, client, owner):
               "keep USER appuser: running as root hides the mistake instead of fixing it (lesson 10 §3)")
     finally:
         cleanup_containers(client, lab)
-
-
-def healthy_or_why(r, box, port):
-    """Criterion: it answers GET /health; with the reason from its log when it does not."""
-    before = len(r.criteria)
-    answers(r, port, timeout=60)
-    if r.criteria[before].passed:
-        return True
-    box.reload()
-    r.criteria[before].hint = why_no_answer(box, box.logs(tail=20).decode(errors="replace"))
-    return False
 
 
 @check("Exercise 10.3 · when does the first probe run?")
@@ -144,8 +124,3 @@ def first_probe(r, client, owner, first_probe_after, start_period_brings_it_forw
           f"start_period_brings_it_forward is {start_period_brings_it_forward!r}",
           "the first probe came one interval after the start, not at once: a start period only forgives "
           "failures, it does not probe earlier (lesson 10 §5, item 7)")
-
-
-def _when(stamp):
-    """A Docker timestamp (nanoseconds, Z) as a datetime, to the microsecond."""
-    return datetime.fromisoformat(stamp[:26].rstrip("Z"))
