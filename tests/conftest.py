@@ -25,7 +25,7 @@ from workbook import engine, service
 # Fixtures whose setup builds the ladder or the labs' images, brings up a stack, deploys to
 # Swarm or drives the browser: any test that uses one is `slow`.
 SLOW_FIXTURES = {"ladder", "onnx_image", "audit_images", "workspaces", "compose_stack", "layouts",
-                 "swarm_stack", "lab05", "lab06", "lab07", "browser"}
+                 "swarm_stack", "lab05", "lab06", "lab07", "browser", "cli_lab"}
 # Every notebook is `engine`; all but these quick ones are `slow` too.
 QUICK_NOTEBOOKS = {"00_setup_check.ipynb", "01_containers_vs_vms.ipynb"}
 # The engine has one swarm: whatever joins, deploys to or leaves it runs in one process.
@@ -43,8 +43,9 @@ FIRST = ("swarm", "notebooks/10_real_world.ipynb", "tests/test_compose.py", "sol
 
 # Tests that use what a notebook uses: its OWNER (the browser runs notebook 00), or the lab's
 # image name workbook/lab-NN:latest (a generated lab run to its first check, lab 05 and 06's
-# checks) run in that notebook's process.
+# checks; the browser does lab 00, whose image is workbook/lab-00:v1) run in that notebook's process.
 WITH_NOTEBOOK = {"tests/test_browser.py::": "notebooks/00_setup_check.ipynb",
+                 "solutions/00_docker_cli.ipynb::": "notebooks/00_setup_check.ipynb",  # the browser does lab 00
                  "tests/test_checks_stack.py::test_lab05_": "solutions/05_compose_stack.ipynb",
                  "tests/test_checks_stack.py::test_lab06_": "solutions/06_troubleshooting.ipynb"}
 GENERATED_LAB = "tests/test_labs.py::test_generated_lab_runs_to_its_first_check_and_says_not_done["

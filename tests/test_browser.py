@@ -1,7 +1,10 @@
-"""JupyterLab in a real browser: notebook 00 runs from the UI, without an error, to its table."""
+"""JupyterLab in a real browser: notebook 00 runs from the UI, without an error, to its table; a
+learner types lab 00's first commands and a lesson exercise's solution into their cells and
+sees the checks' ✓ lines."""
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -13,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from workbook import BUILD, ROOT, notebooks, resources
+from workbook import BUILD, ROOT, labs, notebooks, resources
 from workbook.resources import free_port
 
 try:
@@ -315,3 +318,86 @@ def test_an_error_is_seen(lab, page):
     assert shown[0] == "[1]:" and shown[2] == "[ ]:", shown  # the cell after the error never ran
     assert any("ValueError" in e and "boom" in e for e in errors_shown(page)), visible(page)
     assert saved_errors(save(page, path)) == ["ValueError: boom"]
+
+
+LAB00 = ROOT / "solutions" / "00_docker_cli.ipynb"
+LESSON01 = ROOT / "notebooks" / "01_containers_vs_vms.ipynb"
+LEARNER_RUN_WITHIN = 240  # lab 00 to its end with the first part done: about 40 s, more when busy
+LAB_SHOT, LESSON_SHOT = BUILD / "browser" / "00_docker_cli.png", BUILD / "browser" / "01_exercise.png"
+
+
+def solved(source):
+    """A solution cell as the learner would finish it: the region's answer, no marker lines."""
+    return "\n".join(ln for ln in source.splitlines()
+                     if not (labs.BEGIN.match(ln) or labs.END.match(ln) or labs.KEEP.match(ln)))
+
+
+def type_into(page, index, text):
+    """Click into the code cell at `index`, select what it holds and type `text` over it."""
+    editor = page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".cm-content")
+    editor.scroll_into_view_if_needed(timeout=5000)
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(text)  # as pasted: no auto-closed brackets or indents added
+    page.keyboard.press("Escape")  # leave the editor, as after typing
+
+
+def output_of(page, index):
+    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea").inner_text()
+
+
+def learner_copy(lab_server, nb, name, owner):
+    """The notebook as the learner opens it, in the server's folder, with OWNER set to `owner`."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = re.sub(r'^OWNER = "[^"]*"', f'OWNER = "{owner}"', cell.source, flags=re.M)
+    nbformat.write(nb, lab_server.root / "nb" / name)
+    return lab_server.root / "nb" / name
+
+
+@pytest.fixture
+def browser_owners(client):
+    yield
+    for owner in ("test_browser_lab00", "test_browser_01"):
+        resources.cleanup(client, owner)
+
+
+def test_a_learner_does_lab_00_part_one_from_the_ui(lab, page, browser_owners):
+    """The learner's lab 00: the first part's commands typed into its cells, Run All, ✓ lines seen."""
+    nb = labs.lab_of(LAB00)
+    learner_copy(lab, nb, LAB00.name, "test_browser_lab00")
+    answers = {c.id: solved(c.source) for c in nbformat.read(LAB00, as_version=4).cells
+               if any(labs.BEGIN.match(ln) for ln in c.source.splitlines())}
+    first = next(i for i, c in enumerate(nb.cells) if "check" in c.metadata.get("tags", []))
+    open_notebook(page, lab, LAB00.name)
+    for i, cell in enumerate(nb.cells[:first]):
+        if cell.id in answers:
+            type_into(page, i, answers[cell.id])
+    run_all(page)
+    wait_finished(page, lab, LEARNER_RUN_WITHIN)
+    said = output_of(page, first)
+    page.locator(".jp-Notebook .jp-Cell").nth(first).scroll_into_view_if_needed(timeout=5000)
+    page.screenshot(path=str(LAB_SHOT))
+    assert "✓ it answers GET /health" in said and "done: all" in said, f"{said}\n{visible(page)}"
+    assert "not done yet" in output_of(page, next(
+        i for i, c in enumerate(nb.cells) if "check" in c.metadata.get("tags", []) and i > first))
+    assert not errors_shown(page), errors_shown(page)
+    assert "removed" in output_of(page, len(nb.cells) - 1)  # its cleanup cell ran last
+
+
+def test_a_learner_does_a_lesson_exercise_from_the_ui(lab, page, browser_owners):
+    """Lesson 01's first exercise: its folded solution typed into the answer cell, its check ✓."""
+    nb = nbformat.read(LESSON01, as_version=4)
+    learner_copy(lab, nb, LESSON01.name, "test_browser_01")
+    cells = [i for i, c in enumerate(nb.cells) if {"answer", "exercise"} & set(c.metadata.get("tags", []))]
+    answer, check = cells[0], cells[1]
+    folded = re.search(r"<details>.*?```python\n(.*?)```", nb.cells[check + 1].source, re.S)
+    open_notebook(page, lab, LESSON01.name)
+    type_into(page, answer, folded.group(1).rstrip("\n"))
+    run_all(page)
+    wait_finished(page, lab, LEARNER_RUN_WITHIN)
+    said = output_of(page, check)
+    page.locator(".jp-Notebook .jp-Cell").nth(check).scroll_into_view_if_needed(timeout=5000)
+    page.screenshot(path=str(LESSON_SHOT))
+    assert said.startswith("Exercise 01.1") and "done: all" in said and "✗" not in said, f"{said}\n{visible(page)}"
+    assert not errors_shown(page), errors_shown(page)

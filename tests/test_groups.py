@@ -36,6 +36,9 @@ def node(path, name="Cell 0"):
      "solutions/03_smaller_image.ipynb"),
     ("tests/test_labs.py::test_generated_lab_runs_to_its_first_check_and_says_not_done[07_rolling_update]", "swarm"),
     ("tests/test_app.py::test_health[1]", "tests/test_app.py"),
+    ("solutions/00_docker_cli.ipynb::Cell 4", "notebooks/00_setup_check.ipynb"),
+    ("tests/test_labs.py::test_generated_lab_runs_to_its_first_check_and_says_not_done[00_docker_cli]",
+     "notebooks/00_setup_check.ipynb"),
 ])
 def test_group_of_a_node(nodeid, expected):
     assert group(nodeid) == expected

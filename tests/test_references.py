@@ -1,5 +1,5 @@
-"""Every "lesson NN §N" a hint, a lesson or a document names exists, and so does every bare
-"§N" a lesson uses for one of its own sections."""
+"""Every "lesson NN §N" (and "lab NN §N") a hint, a lesson or a document names exists, and so
+does every bare "§N" a lesson uses for one of its own sections."""
 
 import re
 
@@ -22,6 +22,8 @@ def sections(path):
 
 
 SECTIONS = {p.name[:2]: sections(p) for p in LESSONS}
+LAB_NAMED = re.compile(r"\blab (\d\d) §(\d+)")  # "lab 00 §3"
+LAB_SECTIONS = {p.name[:2]: sections(p) for p in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))}
 
 
 def texts():
@@ -39,6 +41,13 @@ def test_every_named_section_exists():
     missing = [(str(where), m.group(0)) for where, text in texts() for m in NAMED.finditer(text)
                if int(m.group(2)) not in SECTIONS.get(m.group(1), set())]
     assert not missing, f"sections that do not exist: {missing}"
+
+
+def test_every_named_lab_section_exists():
+    named = [(str(where), m) for where, text in texts() for m in LAB_NAMED.finditer(text)]
+    missing = [(where, m.group(0)) for where, m in named
+               if int(m.group(2)) not in LAB_SECTIONS.get(m.group(1), set())]
+    assert named and not missing, f"lab sections that do not exist: {missing}"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])

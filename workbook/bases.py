@@ -189,6 +189,13 @@ def build_args(client=None):
     return dict(_build_args[m])
 
 
+def cli_build_args(client=None, dockerfile=None):
+    """build_args() as `--build-arg NAME=REF` flags for a typed docker build (only the ARGs `dockerfile` declares)."""
+    declared = re.findall(r"^\s*ARG\s+(\w+)", Path(dockerfile).read_text(), re.M) if dockerfile else None
+    return " ".join(f"--build-arg {k}={v}" for k, v in build_args(client).items()
+                    if declared is None or k in declared)
+
+
 def image_vars(client=None):
     """Every base as NAME_IMAGE=ref: the variables the compose files take (see .env.example)."""
     return {b.build_arg: r.ref for b, r in ((BASES[k], r) for k, r in resolve_all(client).items())}

@@ -229,6 +229,15 @@ class Registry:
         """HEAD /v2/REPO/manifests/TAG: the digest a tag points to now."""
         return self._get(f"{repository}/manifests/{tag}", method="HEAD")[1]["Docker-Content-Digest"]
 
+    def image_id(self, repository, tag):
+        """The image id a stored tag holds: its manifest's config digest (None when no such tag)."""
+        try:
+            return json.loads(self._get(f"{repository}/manifests/{tag}")[2])["config"]["digest"]
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
     def delete(self, repository, digest):
         """DELETE /v2/REPO/manifests/DIGEST: remove a manifest (and every tag on it)."""
         status = self._get(f"{repository}/manifests/{digest}", method="DELETE")[0]

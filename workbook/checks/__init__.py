@@ -21,6 +21,8 @@ Where things live (this package re-exports them all: notebooks and tests say `ch
                             for the lessons' exercises learner_image(), learner_container(),
                             built_on(), running(), labelled(), published(), answers()
     stackfile.py            a compose or stack file read through `docker compose config`
+    cli_lab.py              lab 00 (the docker CLI typed by the learner): built_and_running,
+                            looked_inside, shared_and_removed
     image_labs.py           labs 01-04: first_container, cache_friendly, smaller_image,
                             hardened_image
     compose_lab.py          lab 05: compose_project, compose_stack
@@ -64,8 +66,8 @@ from .learner_image import (BUILD_HINT, LOOPBACK, NotStarted, build, cleanup_con
                             in_image, instructions, predictions_ok, probe, run_service,
                             why_no_answer)
 from .report import FAIL, PASS, Criterion, NotDone, Report, Stop, check
-from . import (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08, lesson09,
-               lesson10)
+from . import (cli_lab, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
+               lesson08, lesson09, lesson10)
 from .rolling_lab import ROLL_WAIT, prepare_rolling, rolling_images, rolling_update
 from .troubleshooting_lab import (CAUSE_WORDS, DIAGNOSIS_HINTS, FIXED, POOLS, VARIANTS,
                                   case_file, cases_for, classify, prepare_troubleshooting,

@@ -1,5 +1,6 @@
 """Helpers for checks: build the learner's image, run and probe its service, run code in it."""
 
+import calendar
 import os
 import re
 import time
@@ -233,3 +234,19 @@ def answers(r, port, timeout=30):
     r.add("it answers GET /health", status == 200,
           f"no answer on 127.0.0.1:{port}" if port else "nothing to ask: no port on 127.0.0.1",
           "the service listens on port 5000 inside the container: publish that one (lesson 02 §4)")
+
+
+def started_again(client, container):
+    """(starts the engine recorded, whether the container was started again after its first start)."""
+    created = _seconds(container.attrs["Created"])
+    starts = sum(1 for _ in client.events(since=created - 1, until=int(time.time()) + 1, decode=True,
+                                          filters={"container": container.id, "event": "start"}))  # docker events
+    # The engine keeps its last 256 events only (health probes fill them): a start long after
+    # the container was created is a second start too.
+    later = _seconds(container.attrs["State"]["StartedAt"]) - created > 5
+    return starts, starts >= 2 or later
+
+
+def _seconds(stamp):
+    """Seconds since the epoch of one of the engine's UTC timestamps (2026-12-04T05:01:02.3Z)."""
+    return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))

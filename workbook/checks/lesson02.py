@@ -1,13 +1,10 @@
 """Lesson 02's exercises: the learner runs, restarts and builds with the docker CLI."""
 
-import calendar
-import time
-
 from docker.errors import ContainerError
 
 from .. import resources
 from .learner_image import (answers, built_on, labelled, learner_container, learner_image, published,
-                            running)
+                            running, started_again)
 from .report import NotDone, Stop, check
 
 RUN_HINT = "docker run -d ... workbook/app:production: -d keeps it running in the background (lesson 02 §4)"
@@ -31,13 +28,8 @@ def restarted(r, client, owner, port):
     if port is ...:
         raise NotDone("port is still ...", "stop and start your container, then set port")
     c = learner_container(client, f"{owner}-mine", "do exercise 02.2 first")
-    created = _seconds(c.attrs["Created"])
-    starts = sum(1 for _ in client.events(since=created - 1, until=int(time.time()) + 1, decode=True,
-                                          filters={"container": c.id, "event": "start"}))  # docker events
-    # The engine keeps its last 256 events only (health probes fill them): a start long after
-    # the container was created is a second start too.
-    later = _seconds(c.attrs["State"]["StartedAt"]) - created > 5
-    r.add("it was stopped and started again", starts >= 2 or later, f"the engine saw {starts} start",
+    starts, again = started_again(client, c)
+    r.add("it was stopped and started again", again, f"the engine saw {starts} start",
           "docker stop NAME, then docker start NAME (lesson 02 §6)")
     running(r, c, "docker start NAME runs a stopped container again (lesson 02 §6)")
     now = published(r, c)
@@ -69,7 +61,3 @@ def note_layer(r, client, owner, tag):
     r.add("/app/NOTE.txt is in it", bool(out), "there is no /app/NOTE.txt (or it is empty)",
           "COPY NOTE.txt /app/ copies the file from the build context (lesson 02 §3)")
 
-
-def _seconds(stamp):
-    """Seconds since the epoch of one of the engine's UTC timestamps (2026-12-04T05:01:02.3Z)."""
-    return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
