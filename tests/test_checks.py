@@ -2,10 +2,11 @@
 solution passes; plausible wrong answers fail the right criterion with the right hint."""
 
 import dataclasses
+import time
 
 import pytest
 
-from workbook import checks, resources
+from workbook import bases, checks, engine, resources
 
 OWNER = "test_checks"
 
@@ -50,13 +51,30 @@ def workspaces(client):
         resources.cleanup(client, lab.owner)
 
 
-def attempt(client, workspaces, number, case, dockerfile):
-    """Write a Dockerfile into lab `number`'s folder and run that lab's check on it."""
-    lab = dataclasses.replace(workspaces(number), tag=f"workbook/lab-{number}:{case}")
+CHECKS = {"01": checks.first_container, "02": checks.cache_friendly, "03": checks.smaller_image,
+          "04": checks.hardened_image}
+
+
+def learner_builds_and_runs(lab, dockerfile):
+    """Write the Dockerfile, then type the lab's build cell: docker build, and a fresh docker run
+    when it built. Returns the build's CompletedProcess."""
     (lab.path / "Dockerfile").write_text(dockerfile)
-    check = {"01": checks.first_container, "02": checks.cache_friendly,
-             "03": checks.smaller_image, "04": checks.hardened_image}[number]
-    report = check(client, lab)
+    built = engine.docker_cli("build", "-q", *bases.cli_build_args().split(), "--label",
+                              f"workbook={lab.owner}", "-t", lab.tag, str(lab.path), echo=False, check=False)
+    if built.returncode == 0:
+        engine.docker_cli("rm", "-f", lab.container, echo=False, check=False)
+        engine.docker_cli("run", "-d", "--name", lab.container, *resources.cli_labels(lab.owner).split(),
+                          "-p", "127.0.0.1::5000", "--pull", "never", lab.tag, echo=False,
+                          check=False)  # a command that is not in the image: the check says why
+    return built
+
+
+def attempt(client, workspaces, number, case, dockerfile):
+    """Write a Dockerfile into lab `number`'s folder, build and run it as the learner does, and
+    run that lab's check."""
+    lab = dataclasses.replace(workspaces(number), tag=f"workbook/lab-{number}:{case}")
+    assert learner_builds_and_runs(lab, dockerfile).returncode == 0
+    report = CHECKS[number](client, lab)
     assert report.not_done is None, report
     return report
 
@@ -125,11 +143,30 @@ def test_lab01_an_empty_dockerfile_is_not_done_yet(client, workspaces):
     assert report.not_done and "no instructions yet" in report.not_done and not report.criteria
 
 
-def test_lab01_a_build_error_shows_the_failing_step(client, workspaces):
-    report = attempt(client, workspaces, "01", "build-error", SINGLE + "COPY no-such-file.py ./\n")
-    crit = report.get("builds")
-    assert not crit.passed and "COPY no-such-file.py" in crit.detail and "lesson 03" in crit.hint
-    assert len(report.criteria) == 1  # nothing else is checked on a failed build
+def test_lab01_a_build_error_leaves_no_image_then_an_old_image_is_caught(client, workspaces):
+    lab = dataclasses.replace(workspaces("01"), tag="workbook/lab-01:build-error")
+    broken = SINGLE + "COPY no-such-file.py ./\n"
+    failed = learner_builds_and_runs(lab, broken)
+    assert failed.returncode and "no-such-file.py" in failed.stderr  # the build's own output names it
+    report = checks.first_container(client, lab)
+    assert report.not_done and "build it first" in report.not_done and not report.criteria
+    # A build that worked, then a change that fails to build: the old image is still the tag.
+    assert learner_builds_and_runs(lab, SINGLE + "COPY . .\n" + GUNICORN).returncode == 0
+    time.sleep(1.5)  # a learner takes longer than the check's 1 s of slack for the two clocks
+    assert learner_builds_and_runs(lab, broken).returncode
+    report = checks.first_container(client, lab)
+    failed_with(report, "your image is built from the Dockerfile as it is now", "failing step")
+    assert len(report.criteria) == 1  # nothing else is checked on an old image
+
+
+def test_lab01_a_container_of_an_older_build_is_caught(client, workspaces):
+    lab = dataclasses.replace(workspaces("01"), tag="workbook/lab-01:old-container")
+    learner_builds_and_runs(lab, SINGLE + "COPY . .\n" + GUNICORN)
+    (lab.path / "Dockerfile").write_text(SINGLE + "COPY . .\nENV WORKERS=1\n" + GUNICORN)
+    engine.docker_cli("build", "-q", *bases.cli_build_args().split(), "--label", f"workbook={lab.owner}",
+                      "-t", lab.tag, str(lab.path), echo=False)  # built, but not run again
+    report = checks.first_container(client, lab)
+    failed_with(report, "your container runs that image", "again after each build")
 
 
 # ---------------------------------------------------------------- lab 01

@@ -2,21 +2,17 @@
 (another right way of typing each step passes; plausible wrong ones fail the right criterion
 with the hint meant for them)."""
 
-import subprocess
-
 import pytest
 
-from workbook import bases, checks, registry, resources, service
+from workbook import bases, checks, engine, registry, resources, service
 
 OWNER = "test_cli_lab"
-NAME = checks.cli_lab.container_name(OWNER)
+NAME = f"{OWNER}-api"  # the lab's lab.container
 
 
 def docker(*args):
     """One `docker ...` command line, as the learner types it; its output."""
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return engine.docker_cli(*args, echo=False).stdout.strip()
 
 
 def build(lab, *extra):
@@ -37,7 +33,7 @@ def cli_lab(client, production):
 
 
 def _run(lab, *publish):
-    docker("rm", "-f", NAME)
+    engine.docker_cli("rm", "-f", NAME, echo=False, check=False)
     docker("container", "run", "--detach", "--name", NAME, *resources.cli_labels(OWNER).split(),
            *publish, lab.tag)
 
@@ -51,7 +47,7 @@ def _failed(report, name, *hint_words):
 def test_untouched_lab_is_not_done(client, cli_lab):
     lab, reg = cli_lab
     docker("rm", "-f", NAME)
-    subprocess.run(["docker", "rmi", lab.tag], capture_output=True)
+    engine.docker_cli("rmi", lab.tag, echo=False, check=False)
     first = checks.cli_lab.built_and_running(client, lab, ..., quiet=True)
     assert first.not_done and "build it first" in first.not_done and not first.criteria
     assert checks.cli_lab.looked_inside(client, lab, ..., ..., quiet=True).not_done
@@ -108,7 +104,7 @@ def test_other_right_commands_pass_and_wrong_answers_fail_with_their_hints(clien
     docker("rmi", lab.tag)  # the wrong name removed: the registry's stays
     report = checks.cli_lab.shared_and_removed(client, lab, reg, quiet=True)
     assert report.get("the registry's lab-00:v1 is your image").passed
-    _failed(report, "the registry's name is untagged here", "docker rmi REGISTRY/NAME:TAG")
+    _failed(report, "the registry's name is untagged here", f"docker rmi {pushed}")
     _failed(report, "workbook/lab-00:test is still here", "remove only the registry's name")
     docker("tag", pushed, lab.tag)
     docker("image", "rm", pushed)

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from workbook import WorkbookError, compose, engine, resources, service
+from workbook import WorkbookError, compose, engine, pictures, resources, service
 
 OWNER = "tests-compose"
 FLOWER = dict(service.SAMPLES[0][0])
@@ -83,6 +83,16 @@ def test_every_service_is_healthy_and_limited(compose_stack, client):
     assert api.attrs["HostConfig"]["NanoCpus"] == 10**9
     assert api.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     assert api.labels["workbook"] == OWNER and api.labels[resources.CREATED_BY] == OWNER
+
+
+def test_the_stack_s_picture_is_what_docker_reports(compose_stack, client):
+    services, networks = pictures.stack_parts(client, compose_stack.name)
+    assert {k: v["containers"] for k, v in services.items()} == {"api": 3, "dashboard": 1, "nginx": 1, "redis": 1}
+    assert [p[:2] for p in services["nginx"]["ports"]] == [("127.0.0.1", int(compose_stack.env["NGINX_PORT"]))]
+    assert not any(v["ports"] for k, v in services.items() if k != "nginx")
+    assert networks[f"{compose_stack.name}_backend"] is True  # internal
+    fig = pictures.compose_stack(services, networks, compose_stack.name)
+    assert "api ×3\n3 healthy" in [t.get_text() for t in fig.axes[0].texts]
 
 
 def test_nginx_routes_the_api_and_the_dashboard(compose_stack):

@@ -13,18 +13,13 @@ REPOSITORY = "lab-00"  # the repository the learner pushes to, in the lab's own 
 LISTENING = re.compile(r"Listening at: \w+://(\S+)")
 
 
-def container_name(owner):
-    """The name the learner gives the lab's container (docker run --name)."""
-    return f"{owner}-api"
-
-
 def _mine(r, client, lab, todo):
     """The learner's image and running container, labelled, the one from the other (Stop if not)."""
     image = learner_image(client, lab.tag, "build it first: run the cell with your `!docker build`")
     labelled(r, image, lab.owner, "lab 00 §1", subject="the image")
-    c = learner_container(client, container_name(lab.owner), todo)
+    c = learner_container(client, lab.container, todo)
     running(r, c, "docker run -d ... keeps it running; docker start NAME starts it again "
-                  "(docker logs NAME says why it stopped) (lab 00 §2)")
+                  "(docker logs NAME says why it stopped) (lab 00 §2, §5)")
     if not r.add(f"it runs {lab.tag}", c.image.id == image.id,
                  f"it runs {c.image.tags or c.image.short_id}",
                  f"docker rm -f NAME, then docker run ... {lab.tag} (lab 00 §2)"):
@@ -40,7 +35,8 @@ def built_and_running(r, client, lab, port):
     now = published(r, c)
     answers(r, now)
     given("ask docker port NAME 5000, then set port", port=port)
-    port = int(port) if str(port).isdigit() else port  # "49153" copied from `docker port` is fine
+    text = str(port).strip()
+    port = int(text) if text.isdigit() else port  # "49153" copied from `docker port` is fine
     r.add("`port` is its port on the host", port == now and now is not None,
           f"port is {port!r}, the container is on {now}",
           "docker port NAME 5000 prints 127.0.0.1:PORT: the number after the colon (lab 00 §3)")
@@ -81,17 +77,20 @@ def shared_and_removed(r, client, lab, registry):
     digest = registry.digest(REPOSITORY, "v1")
     # The classic image store names an image by its config's digest, the containerd store by its manifest's.
     r.add(f"the registry's {REPOSITORY}:v1 is your image", image is not None and image.id in (pushed, digest),
-          f"it holds {pushed[:19]}, and {lab.tag} is " + (image.id[:19] if image else "gone"),
-          "tag the image you built, then push that name (lab 00 §6)", note=f"digest {digest[:19]}…")
+          f"it holds {pushed[:19]}, your {lab.tag} is {image.id[:19]}" if image
+          else f"{lab.tag} is gone: nothing to compare it with",
+          "tag the image you built, then push that name (lab 00 §6)" if image
+          else f"build it again with §1's command, then remove only {remote} (lab 00 §7)",
+          note=f"digest {digest[:19]}…")
     try:
-        c = client.containers.get(container_name(lab.owner))
+        c = client.containers.get(lab.container)
         r.add("the container is removed", False, f"{c.name} is still there ({c.status})",
-              "docker rm -f NAME stops and removes it in one step (lab 00 §7)")
+              "docker rm -f NAME kills and removes it in one step (lab 00 §7)")
     except NotFound:
         r.add("the container is removed", True)
     tags = image.tags if image is not None else []
     r.add("the registry's name is untagged here", _first_image(client, remote) is None, f"{remote} is still a name here",
-          "docker rmi REGISTRY/NAME:TAG removes that one name; the image stays while another name "
+          f"docker rmi {remote} removes that one name; the image stays while another name "
           "has it (lab 00 §7)")
     r.add(f"{lab.tag} is still here", lab.tag in tags, f"{lab.tag} is gone",
           f"remove only the registry's name: the image stays under {lab.tag} "

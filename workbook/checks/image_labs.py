@@ -9,8 +9,8 @@ from docker.errors import DockerException
 
 from .. import scan
 from ..containers import first_uid
-from .learner_image import (NotStarted, _serves, build, cleanup_containers, in_image,
-                            predictions_ok, probe, run_service)
+from .learner_image import (NotStarted, build, cleanup_containers, in_image, learner_build,
+                            learner_service, predictions_ok, probe, run_service)
 from .report import NotDone, Stop, check
 
 
@@ -19,14 +19,10 @@ from .report import NotDone, Stop, check
 
 @check("Lab 01 · first container for the model")
 def first_container(r, client, lab):
-    """The Dockerfile builds; the container answers /health and labels known flowers."""
-    try:
-        image, _ = build(r, client, lab)
-        r.figures["image size"] = f"{image.attrs['Size'] / 1e6:.1f} MB"
-        container = _serves(r, client, lab, image)
-        predictions_ok(r, container)
-    finally:
-        cleanup_containers(client, lab)
+    """The learner's image is current; their container answers /health and labels known flowers."""
+    image = learner_build(r, client, lab)
+    r.figures["image size"] = f"{image.attrs['Size'] / 1e6:.1f} MB"
+    predictions_ok(r, learner_service(r, client, lab, image))
 
 
 # ---------------------------------------------------------------- lab 02
@@ -49,20 +45,21 @@ def dependency_layer(image):
 
 @check("Lab 02 · cache-friendly build")
 def cache_friendly(r, client, lab):
-    """After a code-only change the dependency layer is reused and the rebuild is fast."""
-    app = lab.path / "app.py"
+    """The learner's service works; rebuilt after a code-only change, the dependency layer is reused and the rebuild fast."""
+    image = learner_build(r, client, lab)
+    predictions_ok(r, learner_service(r, client, lab, image))
+    app, rebuilt = lab.path / "app.py", f"{lab.tag}-rebuilt"  # the check's own builds, beside yours
     original = app.read_text()
     try:
-        before, _ = build(r, client, lab)
+        before, unchanged = build(r, client, lab, tag=rebuilt, name="rebuilds with no change")
         layer = dependency_layer(before)
         if not r.add("installs the requirements in their own step", layer,
                      "no RUN pip install step (or COPY of installed packages) found",
                      "install requirements.txt with one RUN pip install (lesson 04 §3)"):
             raise Stop()
-        _, unchanged = build(r, client, lab, name="rebuilds with no change (all from the cache)")
         # A change no earlier build has seen, so the cache cannot hold it already.
         app.write_text(original + f"\n# lab 02: a code-only change ({secrets.token_hex(4)})\n")
-        after, seconds = build(r, client, lab, name="rebuilds after a change to app.py")
+        after, seconds = build(r, client, lab, tag=rebuilt, name="rebuilds after a change to app.py")
         after_layer = dependency_layer(after)
         r.figures["rebuild with no change"] = f"{unchanged:.1f} s"
         r.figures["rebuild after a code change"] = f"{seconds:.1f} s"
@@ -76,11 +73,8 @@ def cache_friendly(r, client, lab):
               "only the steps after the code COPY should run again (lesson 04 §3)")
         r.add("the code change reached the image", after.id != before.id,
               "the image did not change", "COPY app.py into the image (lesson 03 §2)")
-        container = _serves(r, client, lab, after)
-        predictions_ok(r, container)
     finally:
         app.write_text(original)
-        cleanup_containers(client, lab)
 
 
 # ---------------------------------------------------------------- lab 03
@@ -120,7 +114,7 @@ def smaller_image(r, client, lab, production="workbook/app:production"):
         raise NotDone(f"the reference image {production} is not built",
                       "run the lab's first cell (it builds it from cache)") from None
     try:
-        image, _ = build(r, client, lab)
+        image = learner_build(r, client, lab)
         size, budget = image.attrs["Size"], SIZE_BUDGET * reference.attrs["Size"]
         r.figures["image size"] = f"{size / 1e6:.1f} MB"
         r.figures["size budget"] = f"{budget / 1e6:.1f} MB"
@@ -139,8 +133,7 @@ def smaller_image(r, client, lab, production="workbook/app:production"):
               f"caches: {found.get('caches') or '-'}; wheels: {found.get('wheels')}",
               "pip install --no-cache-dir in the builder, and copy the installed packages, not "
               "the wheels, into the final stage (lesson 04 §4)")
-        container = _serves(r, client, lab, image)
-        predictions_ok(r, container, "same predictions as the production image")
+        predictions_ok(r, learner_service(r, client, lab, image), "same predictions as the production image")
     finally:
         cleanup_containers(client, lab)
 
@@ -203,8 +196,8 @@ def writable_code(container, image, uid):
 def hardened_image(r, client, lab):
     """Non-root, a working HEALTHCHECK, no secret anywhere, runs read-only with no capabilities."""
     try:
-        image, _ = build(r, client, lab)
-        container = _serves(r, client, lab, image, "the container starts and answers /health")
+        image = learner_build(r, client, lab)
+        container = learner_service(r, client, lab, image, "the container starts and answers /health")
         uid = first_uid(container)
         r.add("runs as a non-root user (uid of the container's first process)", uid not in (None, 0),
               f"docker top says uid {uid}", note=f"uid {uid}", hint=

@@ -45,6 +45,50 @@ def build(r, client, lab, dockerfile="Dockerfile", tag=None, name="builds"):
     return image, seconds
 
 
+BUILT_HINT = ("run the build cell again after every change to the Dockerfile: a build that fails "
+              "keeps the old image, and its output shows the failing step (lesson 03 §2)")
+
+
+def learner_build(r, client, lab):
+    """The image the learner built as lab.tag, from the Dockerfile as it is now (Stop if older)."""
+    path = lab.path / "Dockerfile"
+    if not path.exists() or not instructions(path.read_text()):
+        raise NotDone(f"{os.path.relpath(path)} has no instructions yet",
+                      "write the Dockerfile in the %%writefile cell above, run it, then the build cell")
+    image = learner_image(client, lab.tag, "build it first: run the cell with `!docker build` below the Dockerfile")
+    # `docker build -t` tags the image again even when every step came from the cache.
+    built = max(_seconds(image.attrs["Created"]), _seconds((image.attrs.get("Metadata") or {}).get(
+        "LastTagTime") or "0001-01-01T00:00:00"))
+    changed = path.stat().st_mtime
+    if not r.add("your image is built from the Dockerfile as it is now", built >= changed - 1,
+                 f"{lab.tag} was built {changed - built:.0f} s before the Dockerfile last changed",
+                 BUILT_HINT, note=f"{lab.tag}, {image.attrs['Size'] / 1e6:.1f} MB"):
+        raise Stop()
+    return image
+
+
+def learner_service(r, client, lab, image, health_name="/health answers 200"):
+    """The learner's container of `image` (docker run -d --name lab.container ...), answering /health."""
+    c = learner_container(client, lab.container, "run it: the `!docker run` line of the build cell")
+    if not r.add("your container runs that image", c.image.id == image.id,
+                 f"{lab.container} runs {c.image.short_id}, {lab.tag} is now {image.short_id}",
+                 "a container keeps the image it started from: run the build cell (docker rm -f, "
+                 "docker run) again after each build (lesson 02 §4)"):
+        raise Stop()
+    c.reload()
+    if c.status != "running":  # it never started (its command is not there), or it has ended
+        state = c.attrs["State"]
+        text = (f"the container is {c.status} (exit code {state['ExitCode']}"
+                + (f": {state['Error']}" if state.get("Error") else "") + f"); last log lines:\n{_tail(c)}")
+        r.add(health_name, False, text, why_no_answer(c, text))
+        raise Stop()
+    published(r, c)
+    status, text = probe(c)
+    if not r.add(health_name, status == 200, text if status != 200 else "", why_no_answer(c, text)):
+        raise Stop()
+    return c
+
+
 def run_service(client, lab, image, **kw):
     """docker run -d -p 127.0.0.1::5000 IMAGE, labelled for the lab; NotStarted if it cannot."""
     # cleanup_containers removes it. A container that cannot start (its command is not in the
@@ -61,8 +105,10 @@ class NotStarted(Exception):
 
 
 def cleanup_containers(client, lab):
-    """Remove the containers a check started (they carry the lab's owner label)."""
+    """Remove the containers a check started (the lab's label, not the learner's lab.container)."""
     for c in client.containers.list(all=True, filters={"label": f"{resources.CREATED_BY}={lab.owner}"}):
+        if c.name == lab.container:
+            continue
         try:
             c.remove(force=True, v=True)
         except DockerException:
@@ -138,20 +184,6 @@ def in_image(client, lab, image, code, **kw):
                                 labels=resources.labels(lab.owner),
                                 name=resources.unique_name(lab.owner, "probe"), **kw)
     return out.decode(errors="replace").strip()
-
-
-def _serves(r, client, lab, image, health_name="/health answers 200", **run_kw):
-    """Run the image, check /health; return the container (Stop if it never answers)."""
-    try:
-        container = run_service(client, lab, image, **run_kw)
-    except NotStarted as exc:
-        r.add(health_name, False, str(exc), why_no_answer(None, str(exc)))
-        raise Stop() from None
-    status, text = probe(container)
-    if not r.add(health_name, status == 200, text if status != 200 else "",
-                 why_no_answer(container, text)):
-        raise Stop()
-    return container
 
 
 def learner_image(client, tag, todo="write the Dockerfile, then run your docker build"):
@@ -241,10 +273,11 @@ def started_again(client, container):
     created = _seconds(container.attrs["Created"])
     starts = sum(1 for _ in client.events(since=created - 1, until=int(time.time()) + 1, decode=True,
                                           filters={"container": container.id, "event": "start"}))  # docker events
-    # The engine keeps its last 256 events only (health probes fill them): a start long after
-    # the container was created is a second start too.
-    later = _seconds(container.attrs["State"]["StartedAt"]) - created > 5
-    return starts, starts >= 2 or later
+    # The engine keeps its last 256 events only (health probes fill them): a container that
+    # finished once and started after that was started again too (stop/start, restart).
+    state = container.attrs["State"]
+    finished = not state["FinishedAt"].startswith("0001-") and state["StartedAt"] > state["FinishedAt"]
+    return starts, starts >= 2 or finished
 
 
 def _seconds(stamp):

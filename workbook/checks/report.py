@@ -55,6 +55,7 @@ class Report:
     criteria: list = field(default_factory=list)
     not_done: str = None
     figures: dict = field(default_factory=dict)
+    seen: dict = field(default_factory=dict)  # what the check recorded, for a notebook to draw
 
     def add(self, name, passed, detail="", hint="", note="", optional=False):
         """Record one criterion; return whether it passed."""

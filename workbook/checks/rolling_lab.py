@@ -62,11 +62,14 @@ def _roll(r, client, api, replicas, url, step, name, want, hint):
     """Run step() under load; criteria: no failed request, every task ends on `want`."""
     with Traffic(url) as traffic:
         time.sleep(0.5)
+        traffic.mark(f"{name} starts")
         step()
         state, message, seconds = swarm.wait_update(client, api, timeout=ROLL_WAIT)
+        traffic.mark(f"{name} {state}")
         swarm.wait_converged(client, api, replicas, ROLL_WAIT)
         time.sleep(1.5)  # nginx re-resolves the api's name every second
     r.figures[f"{name}: failed requests"] = f"{traffic.failed} of {traffic.sent} requests"
+    r.seen[name] = (traffic.timeline, traffic.marks)  # for pictures.rollout
     r.add(f"{name} under load: no failed request", traffic.failed == 0,
           f"{traffic.failed} of {traffic.sent} requests failed"
           + (f" (first: {traffic.errors[0][1][:80]})" if traffic.errors else ""),

@@ -29,6 +29,16 @@ class Lab:
         """The lab's Dockerfile, relative to the notebook (for `%%writefile {lab.dockerfile}`)."""
         return lab_file(self, "Dockerfile")
 
+    @property
+    def context(self):
+        """The lab's folder relative to the notebook: the build context a typed `docker build` sends."""
+        return self.dockerfile.parent
+
+    @property
+    def container(self):
+        """The name the learner gives the lab's container (docker run --name)."""
+        return f"{self.owner}-api"
+
 
 def prepare(client, number, owner, given=None, tag=None):
     """Reset a lab: remove what `owner` labelled, then a fresh folder with the app's sources."""
