@@ -40,8 +40,12 @@ wheelhouse: engine
 
 setup: engine wheelhouse bases
 
+# A rebuilt tag leaves its old image untagged ("dangling"): drop ours after a run, or a
+# machine that runs the workbook often fills its disk (53 GB on the reference machine).
+PRUNE := docker image prune --force --filter label=workbook >/dev/null 2>&1 || true
+
 run: setup
-	$(WB) run $(NB)
+	@status=0; $(WB) run $(NB) || status=$$?; $(PRUNE); exit $$status
 
 # The whole suite, in two parts (tests/conftest.py says which test goes where): JOBS processes
 # share everything but the tests marked `solo`, which then run alone (timings, hygiene).
@@ -55,7 +59,7 @@ test: setup
 	if [ $$status -le 1 ]; then \
 	  echo "== the tests that run alone (timings, then the hygiene checks) =="; \
 	  $(BIN)/pytest -m solo || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
-	fi; rm -f $(SINCE); exit $$status
+	fi; rm -f $(SINCE); $(PRUNE); exit $$status
 
 # The tiers (tests/conftest.py marks them from the fixtures a test uses): no engine needed,
 # then the engine without the slow tier. `make test` above is always the whole suite.

@@ -158,11 +158,15 @@ def _run_stack(r, client, lab, project, api, redis, dashboards):
     (box,) = project.containers(api, client)[:1] or [None]
     if box is None or bad.get(api):
         raise Stop()
-    flower = dict(service.SAMPLES[1][0], sepal_length=round(5 + secrets.randbelow(1000) / 1000, 3))
-    caches = []
-    for _ in range(2):
-        status, body, headers = service.request(box, "/predict", flower, timeout=10)
-        caches.append(headers.get("X-Cache") if status == 200 else f"status {status}")
+    for _ in range(3):  # the api waits 0.25 s for Redis: on a busy machine, a late answer gets another try
+        flower = dict(service.SAMPLES[1][0], sepal_length=round(5 + secrets.randbelow(1000) / 1000, 3))
+        caches = []
+        for _ in range(2):
+            status, body, headers = service.request(box, "/predict", flower, timeout=10)
+            caches.append(headers.get("X-Cache") if status == 200 else f"status {status}")
+        if "error" not in caches:
+            break
+        time.sleep(1)
     r.figures["X-Cache, same request twice"] = " then ".join(map(str, caches))
     hint = {"off": "the api has no REDIS_URL: it serves without a cache (lesson 05 §6)",
             "error": _cache_hint(box)}.get(caches[0], "a repeated request must come from Redis "

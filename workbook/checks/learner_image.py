@@ -224,8 +224,9 @@ def labelled(r, resource, owner, lesson, subject="it", how=None):
                   else "add {LABELS} to the command")
     # A container inherits its image's labels; only {LABELS} on `docker run` adds CREATED_BY.
     keys = (LABEL, resources.CREATED_BY) if "State" in resource.attrs else (LABEL,)
-    r.add(f"{subject} carries the label {LABEL}={owner}", all(found.get(k) == owner for k in keys),
-          f"its labels are {found or 'none'}",
+    missing = [f"{k}={owner}" for k in keys if found.get(k) != owner]
+    r.add(f"{subject} carries the label {LABEL}={owner}", not missing,
+          f"it lacks {' and '.join(missing)}" + (f" (it has {LABEL}={found[LABEL]})" if found.get(LABEL) else ""),
           f"{how}: the cleanup cell finds what carries the label ({lesson}, Cleanup)")
 
 
