@@ -20,10 +20,10 @@ from docker.errors import APIError, NotFound
 
 from workbook import ROOT, resources, swarm
 
-LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 # Lessons that have their three exercises so far; the test below fails for one that gets them
 # and is not listed (strict xfail), so this list cannot fall behind.
-WITH_EXERCISES = {"01", "02", "03", "04", "05", "06", "07", "08", "09", "10"}
+WITH_EXERCISES = {"01", "02", "03", "04", "05", "06", "07", "07b", "08", "09", "10"}
 
 # Lesson 05's given compose files (as in its answer cells), for the answers below to change.
 X_LABELS = """x-labels: &labels
@@ -46,6 +46,11 @@ SERVICE06 = ("!docker service create --detach --init --update-monitor 1s --rollb
              "--name {OWNER}-web {LABELS} "
              "workbook/python:3.11-slim sleep 3600")
 
+
+IGNORE07 = "%%writefile {PROJECT}/.dockerignore\n"
+BUILD07 = "!docker build -q -t workbook/ignored:{OWNER} --label workbook={OWNER} {BUILD_ARGS} {PROJECT}"
+NET07 = "!docker network create {LABELS} {OWNER}-back\n"
+RUN07 = "!docker run -d --name {OWNER}-model {LABELS} --network {OWNER}-back"
 
 SIZES08 = "out = !docker image inspect --format '{{{{.Size}}}}' workbook/app:production {PYTHON}\n"
 CTX08 = "ctx = checks.lesson08.scratch_context(OWNER)\nARGS = checks.lesson08.build_args(client)\n"
@@ -384,6 +389,34 @@ ANSWERS = {
         ],
     },
     "07.2": {
+        "right": [[IGNORE07 + "**/.env\nkeys\nnotes\n", BUILD07]],
+        "wrong": [
+            ([IGNORE07 + "notes/\n", BUILD07],
+             "no secret in any layer or in the image's configuration", "list .env and the keys folder"),
+            ([IGNORE07 + ".env\n", BUILD07],
+             "no secret in any layer or in the image's configuration", "list .env and the keys folder"),
+            ([IGNORE07 + "*\n", BUILD07], "the service's own files are still in /app", "a pattern like *"),
+            ([IGNORE07 + ".env\nkeys/\n", BUILD07, "time.sleep(2)", IGNORE07 + ".env\nkeys/\nnotes/\n"],
+             "your image is built from the .dockerignore as it is now", "run your docker build again"),
+            ([IGNORE07 + ".env\nkeys/\n", BUILD07.replace(" --label workbook={OWNER}", "")],
+             "it carries the label workbook={OWNER}", "--label workbook="),
+        ],
+    },
+    "07.3": {
+        "right": ["sent = checks.lesson07.sent_models(WORK)\nsafe = str(sent / 'model_a.skops')\n"
+                  "trusted = ['numpy.clip', 'functools.partial']"],
+        "wrong": [
+            ("sent = checks.lesson07.sent_models(WORK)\nsafe = 'model_b.skops'\n"
+             "trusted = sio.get_untrusted_types(file=sent / safe)",
+             "you load the file that runs no command", "posix.system"),
+            ("sent = checks.lesson07.sent_models(WORK)\nsafe = 'model_a.skops'\n"
+             "trusted = sorted({t for f in sent.glob('*.skops') for t in sio.get_untrusted_types(file=f)})",
+             "you trust only the types model_a.skops names", "not every type any file lists"),
+            ("sent = checks.lesson07.sent_models(WORK)\nsafe = 'model_a.skops'\ntrusted = ['numpy.clip']",
+             "it loads with your list and labels the three known flowers", "every type"),
+        ],
+    },
+    "07b.1": {
         "right": ["!docker run -d --name {OWNER}-locked {LABELS} -p 127.0.0.1:0:5000 --read-only "
                   "--tmpfs /tmp:size=16m --cap-drop=all --security-opt=no-new-privileges:true "
                   "workbook/app:production"],
@@ -402,7 +435,7 @@ ANSWERS = {
              "no-new-privileges is set", "--security-opt no-new-privileges"),
         ],
     },
-    "07.3": {
+    "07b.2": {
         "right": ["!docker run -d --name {OWNER}-limited {LABELS} --pids-limit=100 -m 128m "
                   "--memory-swap=128m --cpu-period 100000 --cpu-quota 50000 {DEBIAN} sleep 3600"],
         "wrong": [
@@ -418,6 +451,22 @@ ANSWERS = {
             ("!docker run -d --name {OWNER}-limited --pids-limit 64 --memory 64m --memory-swap 64m "
              "--cpus 0.5 {DEBIAN} sleep 3600",
              "it carries the label workbook={OWNER}", "{LABELS}"),
+        ],
+    },
+    "07b.3": {
+        "right": ["!docker network create --internal --label workbook={OWNER} --label workbook.created-by={OWNER} "
+                  "{OWNER}-back\n!docker container run --detach {LABELS} --name {OWNER}-model --network={OWNER}-back "
+                  "--read-only --tmpfs /tmp workbook/app:production"],
+        "wrong": [
+            (NET07 + "!docker run -d --name {OWNER}-model {LABELS} --network {OWNER}-back workbook/app:production",
+             "the network is internal", "--internal"),
+            (NET07.replace("create", "create --internal") + RUN07 + " -p 127.0.0.1::5000 workbook/app:production",
+             "it asks for no published port", "leave out -p"),
+            (NET07.replace("create", "create --internal")
+             + "!docker run -d --name {OWNER}-model {LABELS} workbook/app:production",
+             "it is on {OWNER}-back and no other network", "--network NAME"),
+            (NET07.replace("create", "create --internal").replace(" {LABELS}", "") + RUN07 + " workbook/app:production",
+             "the network carries the label workbook={OWNER}", "docker network create"),
         ],
     },
     "08.1": {
@@ -574,7 +623,7 @@ def exercises(nb):
     found, number, title, answer = [], None, None, None
     for i, cell in enumerate(nb.cells):
         tags = cell.metadata.get("tags", [])
-        if cell.cell_type == "markdown" and (m := re.match(r"### (Exercise (\d\d\.\d+) .*?)(?: \(\d+ min\))?$",
+        if cell.cell_type == "markdown" and (m := re.match(r"### (Exercise (\d\d[a-z]?\.\d+) .*?)(?: \(\d+ min\))?$",
                                                            cell.source.splitlines()[0])):
             title, number, answer = m.group(1), m.group(2), []
         elif "answer" in tags:
@@ -596,6 +645,11 @@ def setup_code(nb, owner):
     return params + "\n" + code
 
 
+def number(path):
+    """A lesson's number as its file name starts: 07, or 07b for a lesson split off 07."""
+    return path.name.split("_")[0]
+
+
 def lesson(path):
     return nbformat.read(path, as_version=4)
 
@@ -606,12 +660,12 @@ EXERCISES = [(p, ex) for p in LESSONS for ex in exercises(lesson(p))]
 def test_every_exercise_is_whole():
     assert EXERCISES, "no lesson has exercises"
     ids = {ex.id for _, ex in EXERCISES}
-    for number, answers in ANSWERS.items():
+    for key, answers in ANSWERS.items():
         before = answers.get("before", [])
-        assert isinstance(before, list) and set(before) <= ids, f"{number}: 'before' lists exercise ids"
+        assert isinstance(before, list) and set(before) <= ids, f"{key}: 'before' lists exercise ids"
     for path, ex in EXERCISES:
         where = f"{path.name} exercise {ex.id}"
-        assert ex.id and ex.id.startswith(path.name[:2]), f"{where}: a '### Exercise NN.N' title"
+        assert ex.id and ex.id.split(".")[0] == number(path), f"{where}: a '### Exercise NN.N' title"
         assert ex.answer, f"{where}: a learner's cell tagged 'answer' before the check"
         assert len(ex.solution) == len(ex.answer), f"{where}: a folded solution, a python block per answer cell"
         assert ANSWERS.get(ex.id, {}).get("wrong"), f"{where}: at least one wrong answer in ANSWERS"
@@ -620,7 +674,7 @@ def test_every_exercise_is_whole():
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])
 def test_every_lesson_has_three_exercises_and_key_points(path, request):
-    if path.name[:2] not in WITH_EXERCISES and path.name[:2] != "00":
+    if number(path) not in WITH_EXERCISES and number(path) != "00":
         request.applymarker(pytest.mark.xfail(strict=True, reason="exercises not written yet"))
     nb = lesson(path)
     points = next((c.source for c in nb.cells if c.source.startswith("## Key points")), "")
@@ -691,7 +745,7 @@ def shells(client):
 
     def get(path):
         if path not in made:
-            made[path] = Shell(lesson(path), f"test_ex_{path.name[:2]}", client)
+            made[path] = Shell(lesson(path), f"test_ex_{number(path)}", client)
         return made[path]
 
     yield get

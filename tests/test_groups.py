@@ -9,7 +9,7 @@ import pytest
 from conftest import FIRST, group
 from workbook import ROOT
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb")) + sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 
 def code_of(path):
@@ -67,5 +67,5 @@ def test_a_test_that_uses_a_notebook_s_owner_runs_with_that_notebook():
 
 def test_the_first_groups_exist():
     known = {group(node(p)) for p in NOTEBOOKS} | {"tests/test_compose.py"}
-    known |= {f"tests/test_exercises.py[{p.name[:2]}]" for p in NOTEBOOKS} | {"tests/test_checks.py[lab02]"}
+    known |= {f"tests/test_exercises.py[{p.name.split('_')[0]}]" for p in NOTEBOOKS} | {"tests/test_checks.py[lab02]"}
     assert set(FIRST) <= known

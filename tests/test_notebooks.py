@@ -121,30 +121,14 @@ def test_nbval_reads_every_sanitize_rule():
     assert len(get_sanitize_patterns(text)) == len(rules) > 0
 
 
-# Cells over LONG_CELL lines still to be moved into a helper or a file under docker/ (issue 14):
-# this list may only shrink. A %%writefile cell is the learner's file, and is exempt.
+# No code cell is over LONG_CELL lines: a longer one moves into a helper shown once, a file under
+# docker/, or cells of its own (issue 14). A %%writefile cell is the learner's file, and is exempt.
 LONG_CELL = 25
-STILL_LONG = {
-    ("02_docker_fundamentals.ipynb", "import re"), ("02_docker_fundamentals.ipynb", 'hello = WORK / "hello"'),
-    ("03_dockerfile_for_ml.ipynb", 'demo = WORK / "instructions"'),
-    ("04_dockerfile_best_practices.ipynb", 'ctx = service.copy_context(WORK / "cache")'),
-    ("04_dockerfile_best_practices.ipynb", 'proj = WORK / "context"'),
-    ("04_dockerfile_best_practices.ipynb", 'KINDS = {"apt: compilers, package lists": "C3", "Python packages": "C0", "wheel files": "C1",'),
-    ("05_docker_compose.ipynb", "def one(service_name):"),
-    ("07_security.ipynb", "import contextlib"),
-    ("07_security.ipynb", 'batch = [dict(f, sepal_length=round(f["sepal_length"] + i / 1000, 3)) for i in range(34) for f, _ in service.SAMPLES][:100]'),
-    ("07_security.ipynb", 'bomb = """import os, time'), ("07_security.ipynb", "net_a, net_b, net_internal = ("),
-    ("08_performance.ipynb", "def buildkit_build(extra):"), ("09_troubleshooting.ipynb", "def tail(container, n=3):"),
-    ("10_real_world.ipynb", 'def context(name, example, app="app.py", requirements=service.APP / "requirements.txt"):'),
-    ("04_hardened_image.ipynb", "from workbook import bases, checks, engine, resources, show"),
-    ("06_troubleshooting.ipynb", "def look(container):"),
-}
 
 
 def test_code_cells_stay_short():
-    """A code cell over LONG_CELL lines is in STILL_LONG (which only shrinks) or is a %%writefile."""
+    """No code cell is over LONG_CELL lines, unless it is a %%writefile."""
     long = {(p.name, c.source.splitlines()[0]) for p in COMMITTED
             for c in nbformat.read(p, as_version=4).cells
             if c.cell_type == "code" and len(c.source.splitlines()) > LONG_CELL and not c.source.startswith("%%writefile")}
-    assert long <= STILL_LONG, f"move these into a helper or a file under docker/: {sorted(long - STILL_LONG)}"
-    assert STILL_LONG <= long, f"shorter now: take them off STILL_LONG: {sorted(STILL_LONG - long)}"
+    assert not long, f"move these into a helper, a file under docker/ or cells of their own: {sorted(long)}"

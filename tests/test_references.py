@@ -8,10 +8,10 @@ import pytest
 
 from workbook import ROOT
 
-LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-NAMED = re.compile(r"\blessons? (\d\d) §(\d+)")  # "lesson 04 §3"
-# A bare §N (also the second one of "§1, §3"), not one that follows "lesson NN "
-OWN = re.compile(r"(?<!\d\d )§(\d+)")
+LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
+NAMED = re.compile(r"\blessons? (\d\d[a-z]?) §(\d+)")  # "lesson 04 §3", "lesson 07b §1"
+# A bare §N (also the second one of "§1, §3"), not one that follows "lesson NN " or "lesson NNb "
+OWN = re.compile(r"(?<!\d\d )(?<!\d\d[a-z] )§(\d+)")
 
 
 def sections(path):
@@ -21,7 +21,7 @@ def sections(path):
             for m in re.finditer(r"^##\s+(\d+)\.", c.source, re.M)}
 
 
-SECTIONS = {p.name[:2]: sections(p) for p in LESSONS}
+SECTIONS = {p.name.split("_")[0]: sections(p) for p in LESSONS}
 LAB_NAMED = re.compile(r"\blab (\d\d) §(\d+)")  # "lab 00 §3"
 LAB_SECTIONS = {p.name[:2]: sections(p) for p in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))}
 
@@ -55,10 +55,11 @@ def test_a_lessons_own_section_references_exist(path):
     nb = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     text = NAMED.sub("", text)  # another lesson's sections are the test above's
-    missing = sorted({m.group(0) for m in OWN.finditer(text) if int(m.group(1)) not in SECTIONS[path.name[:2]]})
+    missing = sorted({m.group(0) for m in OWN.finditer(text) if int(m.group(1)) not in SECTIONS[path.name.split("_")[0]]})
     assert not missing, f"{path.name} names sections it does not have: {missing}"
 
 
 def test_the_reference_pattern_finds_what_it_should():
-    assert [m.groups() for m in NAMED.finditer("see lesson 04 §3 and lessons 02 §6")] == [("04", "3"), ("02", "6")]
-    assert [m.group(1) for m in OWN.finditer("(§1, §3) and lesson 04 §5")] == ["1", "3"]
+    assert [m.groups() for m in NAMED.finditer("see lesson 04 §3 and lessons 02 §6, lesson 07b §2")] == [
+        ("04", "3"), ("02", "6"), ("07b", "2")]
+    assert [m.group(1) for m in OWN.finditer("(§1, §3) and lesson 04 §5, lesson 07b §2")] == ["1", "3"]

@@ -1,4 +1,4 @@
-"""Lesson 07's run-time protections on the real engine: least privilege, limits, isolation."""
+"""Lesson 07b's run-time protections on the real engine: least privilege, limits, isolation."""
 
 import hashlib
 import time

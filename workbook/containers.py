@@ -1,10 +1,12 @@
 """Wait for containers: poll until each reaches a condition, can no longer reach it, or time runs out;
-and who their first process runs as."""
+who their first process runs as; and one-off shell scripts in a throwaway container."""
 
 import time
 from dataclasses import dataclass, field
 
 from docker.errors import APIError, NotFound
+
+from . import resources
 
 STOPPED = ("exited", "dead")
 UNTIL = ("running", "exited", "healthy", "unhealthy", "ready", "answers", "settled")
@@ -124,3 +126,16 @@ def first_uid(container):
     col = top["Titles"].index("UID")
     procs = sorted(top.get("Processes") or [], key=lambda p: int(p[0]))
     return int(procs[0][col]) if procs else None
+
+
+def sh(client, owner, image, script, flags="", **kw):
+    """docker run --rm FLAGS IMAGE sh -c SCRIPT: print the command, return (exit code, output)."""
+    print(" ".join(f"$ docker run --rm {flags} {image} sh -c '{script}'".split()))
+    # stderr into stdout inside the container: docker logs keeps no order between the two
+    box = client.containers.run(image, ["sh", "-c", f"exec 2>&1; {script}"], detach=True,
+                                labels=resources.labels(owner), name=resources.unique_name(owner, "sh"), **kw)
+    try:
+        code = box.wait(timeout=120)["StatusCode"]
+        return code, box.logs().decode().strip()
+    finally:
+        box.remove(force=True)

@@ -130,6 +130,13 @@ def build(client, variant, owner=LADDER_OWNER, context=APP, **kw):
         return images.build(client, context, image_tag, owner, dockerfile=dockerfile, **kw)
 
 
+def build_v2(client, owner, scratch, tag, log="summary"):
+    """The production image with a model trained as model_version 2 (the layer cache helps)."""
+    context = copy_context(Path(scratch))
+    train(context / "models" / "model.skops", model_version="2")
+    return images.build(client, context, tag, owner, buildargs=bases.build_args(client), log=log)
+
+
 def build_ui(client, owner=LADDER_OWNER, **kw):
     """Build the Streamlit dashboard (docker/ui) as workbook/ui:latest."""
     wheelhouse.stage(UI, UI / "requirements.txt")

@@ -19,7 +19,7 @@ Where things live (this package re-exports them all: notebooks and tests say `ch
     learner_image.py        helpers for checks: build(), run_service(), probe(), in_image(),
                             cleanup_containers(), predictions_ok(), why_no_answer(), instructions();
                             for the lessons' exercises learner_image(), learner_container(),
-                            built_on(), running(), labelled(), published(), answers()
+                            built_on(), built_since(), running(), labelled(), published(), answers()
     stackfile.py            a compose or stack file read through `docker compose config`
     cli_lab.py              lab 00 (the docker CLI typed by the learner): built_and_running,
                             looked_inside, shared_and_removed
@@ -66,7 +66,7 @@ from .learner_image import (BUILD_HINT, LOOPBACK, NotStarted, build, cleanup_con
                             in_image, instructions, predictions_ok, probe, run_service,
                             why_no_answer)
 from .report import FAIL, PASS, Criterion, NotDone, Report, Stop, check
-from . import (cli_lab, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
+from . import (cli_lab, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson07b,
                lesson08, lesson09, lesson10)
 from .rolling_lab import ROLL_WAIT, prepare_rolling, rolling_images, rolling_update
 from .troubleshooting_lab import (CAUSE_WORDS, DIAGNOSIS_HINTS, FIXED, POOLS, VARIANTS,
@@ -83,7 +83,7 @@ __all__ = [
     "POOLS", "VARIANTS", "cache_friendly", "case_file", "cases_for", "check", "classify", "cleanup_containers", "compose_project",
     "compose_stack", "dependency_layer", "first_container", "hardened_image", "in_image",
     "instructions", "lab_file", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06",
-    "lesson07", "lesson08", "lesson09", "lesson10",
+    "lesson07", "lesson07b", "lesson08", "lesson09", "lesson10",
     "predictions_ok",
     "prepare", "prepare_folder", "prepare_rolling",
     "prepare_troubleshooting", "probe", "project_name", "reset_stack", "rolling_images",

@@ -56,15 +56,20 @@ def learner_build(r, client, lab):
         raise NotDone(f"{os.path.relpath(path)} has no instructions yet",
                       "write the Dockerfile in the %%writefile cell above, run it, then the build cell")
     image = learner_image(client, lab.tag, "build it first: run the cell with `!docker build` below the Dockerfile")
+    built_since(r, image, path, "the Dockerfile", BUILT_HINT, note=f"{lab.tag}, {image.attrs['Size'] / 1e6:.1f} MB")
+    return image
+
+
+def built_since(r, image, path, what, hint, note=""):
+    """Criterion: the image was built (or tagged) after `path` last changed (Stop if not)."""
     # `docker build -t` tags the image again even when every step came from the cache.
     built = max(_seconds(image.attrs["Created"]), _seconds((image.attrs.get("Metadata") or {}).get(
         "LastTagTime") or "0001-01-01T00:00:00"))
     changed = path.stat().st_mtime
-    if not r.add("your image is built from the Dockerfile as it is now", built >= changed - 1,
-                 f"{lab.tag} was built {changed - built:.0f} s before the Dockerfile last changed",
-                 BUILT_HINT, note=f"{lab.tag}, {image.attrs['Size'] / 1e6:.1f} MB"):
+    if not r.add(f"your image is built from {what} as it is now", built >= changed - 1,
+                 f"{image.tags[0] if image.tags else image.short_id} was built {changed - built:.0f} s "
+                 f"before {what} last changed", hint, note=note):
         raise Stop()
-    return image
 
 
 def learner_service(r, client, lab, image, health_name="/health answers 200"):

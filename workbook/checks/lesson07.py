@@ -1,14 +1,22 @@
-"""Lesson 07's exercises: a key found in a layer, the service locked down, a container limited."""
+"""Lesson 07's exercises: a key found in a layer, secrets kept out of the context, a model file trusted."""
 
+import functools
+import os
 import secrets
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import skops.io as sio
 from docker.errors import ImageNotFound
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from .. import bases, containers, imagefs, images
-from .learner_image import answers, labelled, learner_container, published, running
-from .report import NotDone, check
+from .. import bases, imagefs, images, resources, scan, service
+from .learner_image import built_since, labelled, learner_image
+from .report import NotDone, Stop, check
 
 LEAKY = "workbook/leaky:{owner}"  # the exercise's image: a .env copied in, then deleted
 ENV_FILE = "/app/.env"
@@ -63,49 +71,96 @@ def found_key(r, client, owner, key):
           "(`tar -xOf LAYER app/.env`): the COPY layer still holds it (lesson 07 §3)")
 
 
-@check("Exercise 07.2 · the model service, locked down")
-def locked_down(r, client, owner):
-    """`{owner}-locked`: read-only root, no capabilities, no-new-privileges, and it answers."""
-    box = learner_container(client, f"{owner}-locked")
-    labelled(r, box, owner, "lesson 07")
-    containers.wait(box, "ready", timeout=60, lines=0)  # a read-only root without a tmpfs exits
-    running(r, box, "with --read-only, gunicorn needs a writable /tmp: add --tmpfs /tmp "
-                    "(lesson 07 §4)")
-    host = box.attrs["HostConfig"]
-    r.add("its root filesystem is read-only", host.get("ReadonlyRootfs") is True,
-          "it can write anywhere in the image", "add --read-only, and --tmpfs /tmp for what gunicorn writes (lesson 07 §4)")
-    dropped, added = host.get("CapDrop") or [], host.get("CapAdd") or []
-    r.add("it has no Linux capabilities", "ALL" in [c.upper() for c in dropped] and not added,
-          f"dropped {dropped or 'none'}, added {added or 'none'}",
-          "--cap-drop ALL drops all of them, none added back (lesson 07 §4)")
-    opts = host.get("SecurityOpt") or []
-    r.add("no-new-privileges is set", any(o.startswith("no-new-privileges") and not o.endswith("false")
-                                          for o in opts),
-          f"security options: {opts or 'none'}",
-          "--security-opt no-new-privileges: a setuid program cannot raise privileges (lesson 07 §4)")
-    port = published(r, box)
-    answers(r, port, timeout=30)
 
 
-@check("Exercise 07.3 · a container with limits")
-def limited(r, client, owner):
-    """`{owner}-limited`: at most 100 processes, at most 128 MiB, no swap on top, under 1 CPU."""
-    box = learner_container(client, f"{owner}-limited")
-    labelled(r, box, owner, "lesson 07")
-    running(r, box, "keep it running: end the command with sleep 3600")
-    host = box.attrs["HostConfig"]
-    pids = host.get("PidsLimit") or 0
-    r.add("its process limit is at most 100", 0 < pids <= 100,
-          f"PidsLimit {pids or 'none'}", "--pids-limit 64 caps how many processes it may have: a "
-          "fork bomb stops there (lesson 07 §5)")
-    memory, swap = host.get("Memory") or 0, host.get("MemorySwap") or 0
-    r.add("its memory limit is at most 128 MiB", 0 < memory <= 128 * 2**20,
-          f"Memory {memory // 2**20 if memory else 'unlimited'} MiB",
-          "--memory 64m (lesson 07 §5)")
-    r.add("no swap beyond its memory limit", memory and swap == memory,
-          f"MemorySwap {swap // 2**20 if swap > 0 else 'unlimited'} MiB (memory + swap)",
-          "--memory-swap is memory plus swap: give it the same value as --memory (lesson 07 §5)")
-    cpus = (host.get("NanoCpus") or 0) / 1e9 or (
-        (host.get("CpuQuota") or 0) / (host.get("CpuPeriod") or 100000))
-    r.add("it may use at most one CPU", 0 < cpus <= 1, f"{cpus or 'no'} CPU limit",
-          "--cpus 0.5 (lesson 07 §5)")
+# Exercise 07.2's project folder: what the image needs, and two secrets beside it.
+PROJECT = {
+    "Dockerfile": "ARG DEBIAN_IMAGE=debian:bookworm-slim\nFROM ${DEBIAN_IMAGE}\nWORKDIR /app\nCOPY . .\n"
+                  "CMD [\"sh\", \"serve.sh\"]\n",
+    "serve.sh": "echo \"serving with $(cat settings.conf)\"\n",
+    "settings.conf": "LOG_LEVEL=info\n",
+    "notes/TODO.md": "- rotate the deploy key\n",
+}
+NEEDED = ("serve.sh", "settings.conf")
+
+
+def project(folder):
+    """Exercise 07.2's build context: the service's files, a .env and a private key (new each time)."""
+    folder = Path(folder)
+    for name, text in PROJECT.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    (folder / ".env").write_text(f"API_KEY=demo-{secrets.token_urlsafe(18)}\n")
+    (folder / "keys").mkdir(exist_ok=True)
+    (folder / "keys" / "deploy_key").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n"
+                                                f"{secrets.token_urlsafe(48)}\n-----END OPENSSH PRIVATE KEY-----\n")
+    return folder
+
+
+@check("Exercise 07.2 · keep the secrets out of the build context")
+def ignored(r, client, owner, folder, tag):
+    """The image built from `folder` holds no secret anywhere, and still holds the service's files."""
+    ignore = Path(folder) / ".dockerignore"
+    patterns = [ln for ln in (ignore.read_text() if ignore.exists() else "").splitlines()
+                if ln.strip() and not ln.lstrip().startswith("#")]
+    if not patterns:
+        raise NotDone(f"{ignore.name} has no patterns yet", "write them in the %%writefile cell, run it, then your docker build")
+    image = learner_image(client, tag, "build it first: run your `!docker build` line")
+    labelled(r, image, owner, "lesson 07")
+    built_since(r, image, ignore, "the .dockerignore",
+                "run your docker build again after every change to .dockerignore (lesson 07 §3)")
+    found = scan.scan_image(client, image)
+    r.add("no secret in any layer or in the image's configuration", not found,
+          "; ".join(sorted({f"{f.kind} {f.path or f.where}" for f in found})),
+          "list .env and the keys folder in .dockerignore: what is not sent to the builder cannot be "
+          "copied (lesson 07 §3)")
+    listed = client.containers.run(image.id, ["ls", "-A", "/app"], remove=True,
+                                   labels=resources.labels(owner)).decode().split()
+    missing = [n for n in NEEDED if n not in listed]
+    r.add("the service's own files are still in /app", not missing, f"/app lacks {', '.join(missing)}",
+          "ignore only what must stay out; a pattern like * or *.* leaves out the service too "
+          "(lesson 07 §3)")
+
+
+def sent_models(folder):
+    """Exercise 07.3's two model files from a colleague: one clips its input, one runs a command."""
+    folder = Path(folder) / "sent"
+    folder.mkdir(parents=True, exist_ok=True)
+    x, y = load_iris(return_X_y=True)
+    clipped = make_pipeline(FunctionTransformer(functools.partial(np.clip, a_min=0, a_max=10)),
+                            StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
+    sio.dump(clipped, folder / "model_a.skops")
+    # Never fitted, never loaded: fitting it would run os.system on the data.
+    sio.dump(make_pipeline(FunctionTransformer(functools.partial(os.system)), LogisticRegression()),
+             folder / "model_b.skops")
+    return folder
+
+
+@check("Exercise 07.3 · load only what you reviewed")
+def trusted_model(r, folder, safe, trusted):
+    """`safe` names the file that runs no command; `trusted` is exactly what it needs, and it predicts."""
+    if not safe:
+        raise NotDone("`safe` is empty", "look at each file's untrusted types, then set safe and trusted")
+    folder = Path(folder) / "sent"
+    untrusted = {p.name: set(sio.get_untrusted_types(file=p)) for p in sorted(folder.glob("*.skops"))}
+    dangerous = {name for name, kinds in untrusted.items() if "posix.system" in kinds or "nt.system" in kinds}
+    name = Path(str(safe)).name
+    if not r.add("you load the file that runs no command", name in untrusted and name not in dangerous,
+                 f"{name} names {', '.join(sorted(untrusted.get(name, ()))) or 'no such file'}",
+                 "sio.get_untrusted_types(file=PATH) lists what loading a file would call: posix.system "
+                 "runs a shell command (lesson 07 §4)"):
+        raise Stop()
+    trusted = list(trusted or [])
+    extra = sorted(set(trusted) - untrusted[name])
+    r.add(f"you trust only the types {name} names", not extra, f"you also trust {', '.join(extra)}",
+          "trust what you reviewed for this file, not every type any file lists (lesson 07 §4)")
+    try:
+        model = sio.load(folder / name, trusted=trusted)
+        labels = list(model.predict([list(f.values()) for f, _ in service.SAMPLES]))
+        said = ""
+    except Exception as exc:  # skops refuses, or the object is no model
+        labels, said = [], f"{type(exc).__name__}: {str(exc)[:120]}"
+    iris = load_iris().target_names
+    r.add("it loads with your list and labels the three known flowers", [iris[i] for i in labels] == [
+          w for _, w in service.SAMPLES] if labels else False, said or f"it says {labels}",
+          "trusted= must name every type get_untrusted_types lists for that file (lesson 07 §4)")

@@ -1,6 +1,7 @@
 """Lesson 09's exercises: a command that never started, a port someone holds, a container the OOM killer ended."""
 
 import secrets
+import time
 
 from .. import LABEL, bases, resources, service
 from .learner_image import answers, labelled, learner_container, published, running
@@ -94,6 +95,11 @@ def oom_killed(r, client, owner, exit_code, oom_killed):
     if not r.add("it has ended", state["Status"] == "exited", f"its status is {state['Status']!r}",
                  "run it without -d and wait: the command ends by itself, one way or another"):
         raise Stop()
+    deadline = time.monotonic() + 3  # the engine may record the OOM kill a moment after the exit
+    while state["ExitCode"] == 137 and not state.get("OOMKilled") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        box.reload()
+        state = box.attrs["State"]
     r.add("the kernel's OOM killer ended it", state.get("OOMKilled") is True,
           f"it exited {state['ExitCode']}, OOMKilled {state.get('OOMKilled')}",
           "give it less memory than the command takes: `head -c 64m /dev/zero | tail` holds 64 MiB "
