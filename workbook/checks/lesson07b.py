@@ -6,6 +6,7 @@ from .. import containers, resources
 from .learner_image import answers, labelled, learner_container, published, running
 from .report import NotDone, Stop, check
 
+
 @check("Exercise 07b.1 · the model service, locked down")
 def locked_down(r, client, owner):
     """`{owner}-locked`: read-only root, no capabilities, no-new-privileges, and it answers."""
@@ -54,15 +55,12 @@ def limited(r, client, owner):
           "--cpus 0.5 (lesson 07b §2)")
 
 
-# Run on the learner's network: GET /health by the container's name, retried while it starts.
-ASK = """import sys, time, urllib.request
-for _ in range(60):
-    try:
-        print(urllib.request.urlopen(f"http://{sys.argv[1]}:5000/health", timeout=2).status); break
-    except OSError as error:
-        why = error; time.sleep(0.5)
-else:
-    print(type(why).__name__, why)
+# Run on the learner's network: GET /health by the container's name, once.
+ASK = """import sys, urllib.request
+try:
+    print(urllib.request.urlopen(f"http://{sys.argv[1]}:5000/health", timeout=5).status)
+except OSError as error:
+    print(type(error).__name__, error)
 """
 
 
@@ -90,6 +88,7 @@ def internal_backend(r, client, owner):
           "network ignores -p, the same command on another network would not (lesson 07b §3)")
     if not on_it:
         raise Stop()
+    containers.wait(box, "ready", timeout=60, lines=0)  # the image's health check says when it serves
     said = client.containers.run(box.image.id, ["python", "-c", ASK, box.name], entrypoint=[], remove=True,
                                  network=net.name, labels=resources.labels(owner),
                                  name=resources.unique_name(owner, "ask")).decode().strip()
