@@ -49,9 +49,10 @@ def cache_friendly(r, client, lab):
     image = learner_build(r, client, lab)
     predictions_ok(r, learner_service(r, client, lab, image))
     app, rebuilt = lab.path / "app.py", f"{lab.tag}-rebuilt"  # the check's own builds, beside yours
-    original = app.read_text()
+    original, built = app.read_text(), []
     try:
         before, unchanged = build(r, client, lab, tag=rebuilt, name="rebuilds with no change")
+        built.append(before)
         layer = dependency_layer(before)
         if not r.add("installs the requirements in their own step", layer,
                      "no RUN pip install step (or COPY of installed packages) found",
@@ -60,6 +61,7 @@ def cache_friendly(r, client, lab):
         # A change no earlier build has seen, so the cache cannot hold it already.
         app.write_text(original + f"\n# lab 02: a code-only change ({secrets.token_hex(4)})\n")
         after, seconds = build(r, client, lab, tag=rebuilt, name="rebuilds after a change to app.py")
+        built.append(after)
         after_layer = dependency_layer(after)
         r.figures["rebuild with no change"] = f"{unchanged:.1f} s"
         r.figures["rebuild after a code change"] = f"{seconds:.1f} s"
@@ -75,6 +77,20 @@ def cache_friendly(r, client, lab):
               "the image did not change", "COPY app.py into the image (lesson 03 §2)")
     finally:
         app.write_text(original)
+        _remove_own(client, built, keep=image)
+
+
+def _remove_own(client, built, keep):
+    """Remove the check's own builds (not the learner's image): the lab keeps only what they built.
+
+    A rebuild with no change may not be the learner's image even so: the classic builder can
+    take an equal layer another build made meanwhile from the cache, and go on from there.
+    """
+    for image in {i.id: i for i in built if i.id != keep.id}.values():
+        try:
+            client.images.remove(image.id)
+        except DockerException:  # gone already, or a container of the learner's uses it
+            pass
 
 
 # ---------------------------------------------------------------- lab 03
