@@ -5,14 +5,18 @@
 The file holds {"pipeline": <fitted Pipeline>, "metadata": {...}}. The metadata travels
 with the model, so the service can check what it is about to serve: the features and
 classes it expects, its test metrics, and the library versions that trained it.
-Training is deterministic (fixed seeds); the bytes of a skops file still differ from
-run to run (zip timestamps, member names derived from object ids), so the sidecar
-`<out>.sha256` identifies this file, not the training run.
+Training is deterministic (fixed seeds), and so are the bytes of the skops file: the object
+ids skops records (and names array files after) are numbered in order, and its zip members
+get a fixed timestamp. The same training gives the same file and the same `<out>.sha256`, so a
+fresh checkout's `COPY . .` still finds its layers in Docker's build cache.
 """
 
 import argparse
 import hashlib
+import io
 import platform
+import re
+import zipfile
 from pathlib import Path
 
 import joblib
@@ -64,7 +68,7 @@ def train(out, model_version="1", fmt="skops"):
     out.parent.mkdir(parents=True, exist_ok=True)
     bundle = {"pipeline": pipeline, "metadata": metadata}
     if fmt == "skops":
-        sio.dump(bundle, out)
+        out.write_bytes(reproducible(sio.dumps(bundle)))
     elif fmt == "joblib":
         # joblib is pickle: loading the file runs whatever code it names. Written here only
         # to show that the service refuses it; never load a pickle you did not make.
@@ -74,6 +78,27 @@ def train(out, model_version="1", fmt="skops"):
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     sidecar(out).write_text(f"{digest}  {out.name}\n")  # the format of `sha256sum`
     return metadata
+
+
+def reproducible(archive):
+    """A skops archive's bytes with object ids and member names numbered in order, and fixed timestamps."""
+    src = zipfile.ZipFile(io.BytesIO(archive))
+    numbered = [i.filename for i in src.infolist() if re.fullmatch(r"\d+\.\w+", i.filename)]
+    names = {old: f"{n}{Path(old).suffix}" for n, old in enumerate(numbered)}
+    schema = src.read("schema.json").decode()
+    for old, new in names.items():
+        assert schema.count(f'"{old}"') == 1, old  # each array file is named once, by its node
+        schema = schema.replace(f'"{old}"', f'"{new}"')
+    ids = {}  # "__id__": an object's id(), which repeated references share: number them in order
+    schema = re.sub(r'"__id__": (\d+)', lambda m: f'"__id__": {ids.setdefault(m[1], len(ids))}', schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(names.get(info.filename, info.filename), (1980, 1, 1, 0, 0, 0))
+            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+            data = schema.encode() if info.filename == "schema.json" else src.read(info)
+            dst.writestr(fixed, data)
+    return out.getvalue()
 
 
 def sidecar(path):
