@@ -47,15 +47,22 @@ PRUNE := docker image prune --force --filter label=workbook >/dev/null 2>&1 || t
 run: setup
 	@status=0; $(WB) run $(NB) || status=$$?; $(PRUNE); exit $$status
 
-# The whole suite, in two parts (tests/conftest.py says which test goes where): JOBS processes
-# share everything but the tests marked `solo`, which then run alone (timings, hygiene).
-# WORKBOOK_SINCE hands what existed before the first part to the second's hygiene checks.
+# The whole suite, in three parts (tests/conftest.py says which test goes where): JOBS processes
+# run Swarm's tests beside those that use no user-defined network, then the other tests but the
+# ones marked `solo`, which then run alone (timings, hygiene). WORKBOOK_SINCE hands what existed
+# before the first part to the last one's hygiene checks.
 JOBS ?= 2
 SINCE := build/test-since.json
+PARALLEL := $(BIN)/pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder
 test: setup
 	$(WB) ladder  # built once, before two processes use it
 	@rm -f $(SINCE); status=0; export WORKBOOK_SINCE=$(SINCE); \
-	$(BIN)/pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder -m "not solo" || status=$$?; \
+	echo "== Swarm, beside the tests that use no user-defined network =="; \
+	$(PARALLEL) -m "not solo and not networks" || status=$$?; \
+	if [ $$status -le 1 ]; then \
+	  echo "== the other tests, two at a time =="; \
+	  $(PARALLEL) -m "networks and not solo" || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	fi; \
 	if [ $$status -le 1 ]; then \
 	  echo "== the tests that run alone (timings, then the hygiene checks) =="; \
 	  $(BIN)/pytest -m solo || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \

@@ -14,8 +14,8 @@ FAILED = set()  # the notebooks a cell of which failed in this run
 def pytest_sessionstart(session):
     """Note the volumes and the workbook's resources that exist before any test (None without an engine).
 
-    `make test` runs pytest twice (the parallel part, then the solo part with the hygiene
-    tests): WORKBOOK_SINCE names a file that the first run writes and the second reads.
+    `make test` runs pytest three times (two parallel parts, then the solo part with the hygiene
+    tests): WORKBOOK_SINCE names a file that the first run writes and the later ones read.
     """
     since = os.environ.get("WORKBOOK_SINCE")
     if since and os.path.exists(since):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import FIRST, group
+from conftest import BESIDE_SWARM, FIRST, group
 from workbook import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb")) + sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
@@ -69,3 +69,31 @@ def test_the_first_groups_exist():
     known = {group(node(p)) for p in NOTEBOOKS} | {"tests/test_compose.py"}
     known |= {f"tests/test_exercises.py[{p.name.split('_')[0]}]" for p in NOTEBOOKS} | {"tests/test_checks.py[lab02]"}
     assert set(FIRST) <= known
+
+
+def test_the_groups_beside_swarm_exist():
+    known = {group(node(p)) for p in NOTEBOOKS} | {f"tests/{m.name}" for m in (ROOT / "tests").glob("test_*.py")}
+    known |= {f"tests/test_exercises.py[{p.name.split('_')[0]}]" for p in NOTEBOOKS}
+    known |= {f"tests/test_checks.py[{m}]" for m in re.findall(r"def test_(lab\d\d)_", (ROOT / "tests" / "test_checks.py").read_text())}
+    assert BESIDE_SWARM - known == set()
+
+
+# What puts a container on a user-defined network: a network made or joined, a Compose stack up,
+# lesson 09's broken scenarios, the bench's network, the checks of lessons 03, 05 and 07b.
+NETWORK = re.compile(r"networks\.create|network=|--network|network (?:create|connect)|compose\.(?:project|Project)\(|"
+                     r"\bup\b[^\n]*--detach|broken\.|bench\.network|lesson0(?:3|5|7b)\b")
+
+
+def test_what_runs_beside_swarm_puts_no_container_on_a_user_defined_network():
+    from test_exercises import ANSWERS
+    for name in sorted(BESIDE_SWARM):
+        if m := re.fullmatch(r"tests/test_exercises\.py\[(\w+)\]", name):  # that lesson's answers and checks
+            text = repr({k: v for k, v in ANSWERS.items() if k.startswith(f"{m[1]}.")})
+            text += (ROOT / "workbook" / "checks" / f"lesson{m[1]}.py").read_text()
+        elif m := re.fullmatch(r"tests/test_checks\.py\[\w+\]", name):
+            text = (ROOT / "tests" / "test_checks.py").read_text()
+        elif name.endswith(".ipynb"):
+            text = code_of(ROOT / name)
+        elif name != "tests/test_exercises.py":  # its other tests run no exercise
+            text = (ROOT / name).read_text()
+        assert not NETWORK.search(text), f"{name}: {NETWORK.search(text)[0]!r} (then it is not BESIDE_SWARM)"

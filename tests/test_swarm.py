@@ -141,6 +141,22 @@ def test_ipvs_detection_answers():
     assert swarm.ipvs_available() in (True, False, None)
 
 
+def test_the_swarm_is_not_left_while_a_container_runs_on_a_user_defined_network(client, swarm_stack):
+    # Leaving would wipe the container's DNS records (moby/moby#45144): its stack would break.
+    net = client.networks.create(resources.unique_name(OWNER, "net"), labels=resources.labels(OWNER))
+    box = client.containers.run("workbook/python:3.11-slim", ["sleep", "60"], detach=True, network=net.name,
+                                name=resources.unique_name(OWNER), labels=resources.labels(OWNER))
+    try:
+        assert box.name in swarm.on_local_networks(client)
+        note = swarm.leave_if_started(client, True, owners=(OWNER,))
+        assert note.startswith("swarm left active: leaving would cut off the names of ") and box.name in note
+        assert swarm.state(client) == "active"
+    finally:
+        box.remove(force=True)
+        net.remove()
+    assert box.name not in swarm.on_local_networks(client)
+
+
 def test_teardown_leaves_nothing_labelled(client, swarm_stack):
     note = teardown(client, swarm_stack["started"])
     f = {"label": f"workbook={OWNER}"}

@@ -55,9 +55,24 @@ def leave_if_started(client, started, owners=()):
               if s.attrs["Spec"].get("Labels", {}).get("workbook") not in owners]
     if others:
         return f"swarm left active: services of others run on it ({', '.join(sorted(others))})"
+    if cut_off := on_local_networks(client):
+        return (f"swarm left active: leaving would cut off the names of {len(cut_off)} running container(s) on "
+                f"user-defined networks ({', '.join(cut_off[:3])}{', ...' if len(cut_off) > 3 else ''}; "
+                "moby/moby#45144): stop them, then `docker swarm leave --force`")
     print("$ docker swarm leave --force")
     client.swarm.leave(force=True)
     return "left the swarm (it was started here)"
+
+
+def on_local_networks(client):
+    """Running containers on user-defined local networks, whose names a `docker swarm leave` wipes."""
+    # Engine 20.10 (moby/moby#45144, still open): leaving clears the embedded DNS records of every
+    # local network too, so a Compose stack still running stops resolving its service names.
+    names = set()
+    for net in client.networks.list(filters={"driver": "bridge"}, greedy=True):
+        if net.name not in ("bridge", "docker_gwbridge"):
+            names |= {c["Name"] for c in (net.attrs.get("Containers") or {}).values()}
+    return sorted(names)
 
 
 def ipvs_available():
