@@ -1,14 +1,17 @@
 """Wait for containers: poll until each reaches a condition, can no longer reach it, or time runs out;
 who their first process runs as; and one-off shell scripts in a throwaway container."""
 
+import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from docker.errors import APIError, NotFound
 
 from . import resources
 
 STOPPED = ("exited", "dead")
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?")
 UNTIL = ("running", "exited", "healthy", "unhealthy", "ready", "answers", "settled")
 
 
@@ -112,6 +115,15 @@ def _ended(container, why, start, lines, until):
             pass
     return Waited(container.name, why == "reached", why, state["Status"],
                   (state.get("Health") or {}).get("Status"), state.get("ExitCode", 0), elapsed, tail)
+
+
+def when(stamp):
+    """One of the engine's timestamps (RFC 3339, nanoseconds) as an aware datetime; the earliest if none."""
+    m = _STAMP.match(stamp or "")
+    if not m:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    zone = "+00:00" if m[3] in (None, "Z") else m[3]
+    return datetime.fromisoformat(m[1] + (m[2] or "")[:7] + zone)
 
 
 def first_uid(container):

@@ -1,6 +1,5 @@
 """The checks of the image labs: 01 first container, 02 cache, 03 smaller image, 04 hardened."""
 
-import re
 import secrets
 import time
 from datetime import datetime, timezone
@@ -8,7 +7,7 @@ from datetime import datetime, timezone
 from docker.errors import DockerException
 
 from .. import scan
-from ..containers import first_uid
+from ..containers import first_uid, when
 from .learner_image import (NotStarted, build, cleanup_containers, in_image, learner_build,
                             learner_service, predictions_ok, probe, run_service)
 from .report import NotDone, Stop, check
@@ -175,21 +174,12 @@ def wait_health(container, timeout=HEALTH_WAIT):
         settled = health["Status"] in ("healthy", "unhealthy") or container.status != "running"
         # Failures in the start period do not count, but three in a row after the service
         # answered (it had when this wait began) say enough.
-        recent = [e for e in log if _started(e) >= since]
+        recent = [e for e in log if when(e.get("Start")) >= since]
         if settled or (len(recent) >= 3 and all(e.get("ExitCode") for e in recent[-3:])):
             return health["Status"] if container.status == "running" else container.status, last
         if time.perf_counter() - start > timeout:
             return health["Status"], last or "no probe ran yet: is --interval short (2s)?"
         time.sleep(0.25)
-
-
-def _started(entry):
-    """When a health probe started (Docker's RFC 3339 time, nanoseconds cut to micro)."""
-    stamp = re.sub(r"(\.\d{6})\d*", r"\1", entry.get("Start", "")).replace("Z", "+00:00")
-    try:
-        return datetime.fromisoformat(stamp)
-    except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 # Every path under the working directory that a user may write, listed inside the container

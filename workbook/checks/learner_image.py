@@ -1,6 +1,5 @@
 """Helpers for checks: build the learner's image, run and probe its service, run code in it."""
 
-import calendar
 import os
 import re
 import time
@@ -8,6 +7,7 @@ import time
 from docker.errors import DockerException, ImageNotFound, NotFound
 
 from .. import LABEL, WorkbookError, bases, images, resources, service
+from ..containers import when
 from .report import NotDone, Stop
 
 
@@ -63,8 +63,7 @@ def learner_build(r, client, lab):
 def built_since(r, image, path, what, hint, note=""):
     """Criterion: the image was built (or tagged) after `path` last changed (Stop if not)."""
     # `docker build -t` tags the image again even when every step came from the cache.
-    built = max(_seconds(image.attrs["Created"]), _seconds((image.attrs.get("Metadata") or {}).get(
-        "LastTagTime") or "0001-01-01T00:00:00"))
+    built = max(when(image.attrs["Created"]), when((image.attrs.get("Metadata") or {}).get("LastTagTime"))).timestamp()
     changed = path.stat().st_mtime
     if not r.add(f"your image is built from {what} as it is now", built >= changed - 1,
                  f"{image.tags[0] if image.tags else image.short_id} was built {changed - built:.0f} s "
@@ -276,7 +275,7 @@ def answers(r, port, timeout=30):
 
 def started_again(client, container):
     """(starts the engine recorded, whether the container was started again after its first start)."""
-    created = _seconds(container.attrs["Created"])
+    created = when(container.attrs["Created"]).timestamp()
     starts = sum(1 for _ in client.events(since=created - 1, until=int(time.time()) + 1, decode=True,
                                           filters={"container": container.id, "event": "start"}))  # docker events
     # The engine keeps its last 256 events only (health probes fill them): a container that
@@ -285,7 +284,3 @@ def started_again(client, container):
     finished = not state["FinishedAt"].startswith("0001-") and state["StartedAt"] > state["FinishedAt"]
     return starts, starts >= 2 or finished
 
-
-def _seconds(stamp):
-    """Seconds since the epoch of one of the engine's UTC timestamps (2026-12-04T05:01:02.3Z)."""
-    return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))

@@ -36,7 +36,7 @@ def never_started(r, client, owner, exit_code, reason_in):
           "and report the typo in its log (lesson 09 §1)")
     given("read docker inspect, then set exit_code and reason_in", exit_code=exit_code, reason_in=reason_in)
     _as_recorded(r, "exit_code", exit_code, state["ExitCode"],
-                 f"in a terminal: docker inspect --format '{{{{.State.ExitCode}}}}' NAME (lesson 09 §1)")
+                 "in a terminal: docker inspect --format '{{.State.ExitCode}}' NAME (lesson 09 §1)")
     where = "State.Error" if state.get("Error") and not box.logs().strip() else "log"
     _as_recorded(r, "reason_in", reason_in, where,
                  "docker logs NAME is empty: the reason is in docker inspect's State.Error (lesson 09 §1)"

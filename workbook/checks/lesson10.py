@@ -3,11 +3,11 @@
 from docker.errors import DockerException
 
 from .. import resources, service
+from ..containers import when
 from .image_labs import wait_health
 from .learner_image import (NotStarted, cleanup_containers, healthy, labelled, learner_container,
                             learner_image, run_service, running, why_no_answer)
 from .report import Stop, check, given
-from .troubleshooting_lab import _when
 from .workspace import Lab
 
 EX_IMAGE = "workbook/ex10:{owner}"  # exercise 10.2's image
@@ -110,7 +110,7 @@ def first_probe(r, client, owner, first_probe_after, start_period_brings_it_forw
     if not r.add("it has been probed", bool(log), "no probe has run yet",
                  "wait one interval after the start, then run this check again (lesson 10 §5)"):
         raise Stop()
-    truth = (_when(log[0]["Start"]) - _when(box.attrs["State"]["StartedAt"])).total_seconds()
+    truth = (when(log[0]["Start"]) - when(box.attrs["State"]["StartedAt"])).total_seconds()
     try:
         said = float(str(first_probe_after).split()[0])
     except (ValueError, IndexError):

@@ -299,16 +299,10 @@ def _recovered(container, timeout=60):
         if health.get("Status") in (None, "healthy"):
             return True
         if not answered and service.call(box, "/health", timeout=2)[0] == 200:
-            answered.append(datetime.now(timezone.utc).replace(tzinfo=None))
-        return bool(answered) and any(_when(p["Start"]) > answered[0] for p in health.get("Log") or [])
+            answered.append(datetime.now(timezone.utc))
+        return bool(answered) and any(containers.when(p["Start"]) > answered[0] for p in health.get("Log") or [])
 
     containers.wait(container, "answers", timeout=timeout, probe=judged, every=0.5, lines=0)
-
-
-def _when(stamp):
-    """A Docker timestamp (RFC 3339, nanoseconds) as a naive UTC datetime."""
-    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", stamp)
-    return datetime.fromisoformat(m.group(1) + (m.group(2) or "")[:7])
 
 
 def _changed(lab, case):
