@@ -41,7 +41,9 @@ SWARM = ("notebooks/06_orchestration.ipynb::", "notebooks/07_security.ipynb::",
 # `docker network create` or `--network NAME`): they run beside Swarm, whose `docker swarm
 # leave` would cut a running stack's service names (moby/moby#45144; swarm.leave_if_started
 # refuses, so a group wrongly listed here fails lesson 06's cleanup cell, not at random).
-# Every other engine group is marked `networks` and runs after them.
+# Every other engine group is marked `networks` and runs after them. (The same wipe made lab
+# 05's cache answer `error` in fresh runs ci14 and ci15, then run alone: a swarm init and leave
+# beside it gives "X-Cache: error then error" again. It now runs with the `networks` part.)
 BESIDE_SWARM = {
     "notebooks/00_setup_check.ipynb", "notebooks/01_containers_vs_vms.ipynb", "notebooks/02_docker_fundamentals.ipynb",
     "solutions/01_first_container.ipynb", "solutions/02_cache_friendly.ipynb", "solutions/03_smaller_image.ipynb",
@@ -56,9 +58,6 @@ BESIDE_SWARM = {
 # Lessons that time builds and requests run alone, so that another process's work does not
 # blur what they compare.
 SOLO_NOTEBOOKS = {"04_dockerfile_best_practices.ipynb", "08_performance.ipynb"}
-# Groups that run alone too: lab 05's api waits 0.25 s for Redis, and beside the other
-# process's cold builds its cache answered `error` again and again (fresh runs ci14, ci15).
-SOLO_GROUPS = {"solutions/05_compose_stack.ipynb"}
 # The longest groups start first, so that neither process is left with a long one at the end.
 FIRST = ("swarm", "notebooks/10_real_world.ipynb", "tests/test_compose.py", "solutions/06_troubleshooting.ipynb",
          "tests/test_exercises.py[10]", "tests/test_checks.py[lab02]",
@@ -118,8 +117,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
         if "engine" in item.keywords and group(item.nodeid) not in BESIDE_SWARM | {"swarm"}:
             item.add_marker(pytest.mark.networks)
-        if (item.get_closest_marker("last") or (notebook and item.fspath.basename in SOLO_NOTEBOOKS)
-                or group(item.nodeid) in SOLO_GROUPS):
+        if item.get_closest_marker("last") or (notebook and item.fspath.basename in SOLO_NOTEBOOKS):
             item.add_marker(pytest.mark.solo)
     order = {name: i for i, name in enumerate(FIRST)}
     items.sort(key=lambda item: (item.get_closest_marker("last") is not None,
