@@ -225,6 +225,19 @@ def test_a_failing_probe_is_unhealthy(client, audit_images):
     assert a.run["diagnosis"]  # diagnose() explained the unhealthy container
 
 
+def test_a_probe_that_fails_before_the_service_speaks_still_hears_it(client, audit_images, tmp_path):
+    # A busy machine can settle a failing probe before a slow service logs its first line
+    # (lesson 10's tutorial API, ciE): the short run waits for that line, a second more.
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {bases.build_args(client)['PYTHON_IMAGE']}\n"
+        'HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD ["false"]\n'
+        'CMD ["python", "-c", "import time; time.sleep(5); print(\'{}\', flush=True); time.sleep(60)"]\n')
+    images.build(client, tmp_path, "workbook/test-audit:quiet", OWNER, log="none")
+    run = audit.short_run(client, client.images.get("workbook/test-audit:quiet"), OWNER, None, window=30)
+    assert run["health"] == "unhealthy" and run["stdout"] == ["{}"]
+    assert 5 <= run["seconds"] < 15
+
+
 def test_a_container_that_cannot_start(client, audit_images):
     a = audit.audit(audit_images["nostart"] / "Dockerfile", "workbook/test-audit:nostart", client,
                     owner=OWNER)

@@ -33,11 +33,21 @@ def short_run(client, image, owner, run_config, window):
             run["started"] = True
         except APIError as exc:
             run["error"] = shorten(str(exc.explanation or exc), 300)
+        settled_silent = None  # when the health settled before any output
         while run["started"] and time.monotonic() - start < window:
             container.reload()
             health = (container.attrs["State"].get("Health") or {}).get("Status")
-            if container.status in ("exited", "dead") or health in ("healthy", "unhealthy"):
+            if container.status in ("exited", "dead"):
                 break
+            if health in ("healthy", "unhealthy"):
+                # A busy machine can settle a failing probe before the service has said a word:
+                # then wait up to 10 s for its first output (the logging item reads it), a second more.
+                if _said_something(container):
+                    time.sleep(0 if settled_silent is None else 1)
+                    break
+                settled_silent = settled_silent or time.monotonic()
+                if time.monotonic() - settled_silent >= 10:
+                    break
             # No probe to wait for: stop a second after its first output, or after 15 s.
             if not has_hc and (time.monotonic() - start >= min(15, window) or (
                     time.monotonic() - start >= 1 and _said_something(container))):
