@@ -84,16 +84,20 @@ NETWORK = re.compile(r"networks\.create|network=|--network|network (?:create|con
                      r"\bup\b[^\n]*--detach|broken\.|bench\.network|lesson0(?:3|5|7b)\b")
 
 
-def test_what_runs_beside_swarm_puts_no_container_on_a_user_defined_network():
+def code_of_group(name):
+    """The code a group of BESIDE_SWARM runs: a notebook's, a module's, a lesson's answers and checks."""
     from test_exercises import ANSWERS
+    if m := re.fullmatch(r"tests/test_exercises\.py\[(\w+)\]", name):
+        return (repr({k: v for k, v in ANSWERS.items() if k.startswith(f"{m[1]}.")})
+                + (ROOT / "workbook" / "checks" / f"lesson{m[1]}.py").read_text())
+    if name == "tests/test_exercises.py":
+        return ""  # its other tests run no exercise
+    if name.endswith(".ipynb"):
+        return code_of(ROOT / name)
+    return (ROOT / name.split("[")[0]).read_text()  # tests/test_checks.py[labNN]: the module
+
+
+def test_what_runs_beside_swarm_puts_no_container_on_a_user_defined_network():
     for name in sorted(BESIDE_SWARM):
-        if m := re.fullmatch(r"tests/test_exercises\.py\[(\w+)\]", name):  # that lesson's answers and checks
-            text = repr({k: v for k, v in ANSWERS.items() if k.startswith(f"{m[1]}.")})
-            text += (ROOT / "workbook" / "checks" / f"lesson{m[1]}.py").read_text()
-        elif m := re.fullmatch(r"tests/test_checks\.py\[\w+\]", name):
-            text = (ROOT / "tests" / "test_checks.py").read_text()
-        elif name.endswith(".ipynb"):
-            text = code_of(ROOT / name)
-        elif name != "tests/test_exercises.py":  # its other tests run no exercise
-            text = (ROOT / name).read_text()
-        assert not NETWORK.search(text), f"{name}: {NETWORK.search(text)[0]!r} (then it is not BESIDE_SWARM)"
+        found = NETWORK.search(code_of_group(name))
+        assert not found, f"{name}: {found[0]!r} (then it is not BESIDE_SWARM)"

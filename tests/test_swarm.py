@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from workbook import WorkbookError, engine, resources, service, swarm
+from workbook import WorkbookError, bases, engine, resources, service, swarm
 
 
 OWNER = "tests-swarm"
@@ -144,7 +144,7 @@ def test_ipvs_detection_answers():
 def test_the_swarm_is_not_left_while_a_container_runs_on_a_user_defined_network(client, swarm_stack):
     # Leaving would wipe the container's DNS records (moby/moby#45144): its stack would break.
     net = client.networks.create(resources.unique_name(OWNER, "net"), labels=resources.labels(OWNER))
-    box = client.containers.run("workbook/python:3.11-slim", ["sleep", "60"], detach=True, network=net.name,
+    box = client.containers.run(bases.build_args(client)["PYTHON_IMAGE"], ["sleep", "60"], detach=True, network=net.name,
                                 name=resources.unique_name(OWNER), labels=resources.labels(OWNER))
     try:
         assert box.name in swarm.on_local_networks(client)

@@ -43,7 +43,8 @@ def short_run(client, image, owner, run_config, window):
                 # A busy machine can settle a failing probe before the service has said a word:
                 # then wait up to 10 s for its first output (the logging item reads it), a second more.
                 if _said_something(container):
-                    time.sleep(0 if settled_silent is None else 1)
+                    if settled_silent is not None:
+                        time.sleep(1)
                     break
                 settled_silent = settled_silent or time.monotonic()
                 if time.monotonic() - settled_silent >= 10:
