@@ -86,3 +86,40 @@ def test_failed_build_keeps_its_layers_owned(client, context):
     from docker.errors import ImageNotFound
     with pytest.raises(ImageNotFound):
         client.images.get(kept.id)
+
+
+class VanishingCache:
+    """The real client, except that its first builds fail as when a cached layer is removed
+    mid-build (the race between parallel tests that images.cache_vanished names)."""
+
+    def __init__(self, client, failures=1, error='unable to find image "sha256:50fb62fa8db9"'):
+        self.real, self.failures, self.error, self.calls = client, failures, error, 0
+        self.images = client.images
+        self.api = self
+
+    def build(self, **kwargs):
+        self.calls += 1
+        if self.calls <= self.failures:
+            return iter([{"stream": "Step 1/4 : ARG DEBIAN_IMAGE=debian:bookworm-slim\n"},
+                         {"error": self.error}])
+        return self.real.api.build(**kwargs)
+
+    def tag(self, *args, **kwargs):
+        return self.real.api.tag(*args, **kwargs)
+
+
+def test_a_cached_layer_removed_mid_build_is_built_again_once(client, context, capsys):
+    (context / "Dockerfile").write_text("ARG DEBIAN_IMAGE=debian:bookworm-slim\nFROM ${DEBIAN_IMAGE}\n"
+                                        "RUN echo again > /built.txt\n")
+    flaky = VanishingCache(client)
+    img = images.build(flaky, context, "workbook/test-build:ok", "tests", buildargs=bases.build_args(client))
+    assert flaky.calls == 2 and img.labels["workbook"] == "tests"
+    assert "a cached layer was removed during the build; building again" in capsys.readouterr().out
+    # Only that message is retried, and only once.
+    for failures, error in ((1, "The command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+                            (2, 'unable to find image "sha256:50fb62fa8db9"')):
+        flaky = VanishingCache(client, failures, error)
+        with pytest.raises(images.BuildFailed, match=error.split()[0]):
+            images.build(flaky, context, "workbook/test-build:ok", "tests",
+                         buildargs=bases.build_args(client), log="none")
+        assert flaky.calls == failures

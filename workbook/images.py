@@ -35,6 +35,26 @@ def build(client, path, tag, owner, dockerfile=None, buildargs=None, labels=None
         raise ValueError(f"name the workbook's images {IMAGE_REPO}NAME:TAG, not {tag!r}")
     if log not in LOGS:
         raise ValueError(f"log={log!r}: pick one of {', '.join(LOGS)}")
+    try:
+        return _build(client, path, tag, owner, dockerfile, buildargs, labels, nocache, log)
+    except BuildFailed as exc:
+        if not cache_vanished(str(exc)):
+            raise
+        if log != "none":
+            print("(a cached layer was removed during the build; building again)", flush=True)
+        return _build(client, path, tag, owner, dockerfile, buildargs, labels, nocache, log)
+
+
+# The classic builder picks a cached image, then reads it: when another owner removes the image
+# that layer belongs to in between (the suite's parallel tests do), the engine says `unable to
+# find image "sha256:..."`. Nothing is wrong with the Dockerfile; the same build again works.
+def cache_vanished(output):
+    """Whether a build failed because a layer it took from the cache was removed meanwhile."""
+    return 'unable to find image "sha256:' in output
+
+
+def _build(client, path, tag, owner, dockerfile, buildargs, labels, nocache, log):
+    """One try of build()."""
     tail, step, started = deque(maxlen=15), None, time.perf_counter()
     stream = client.api.build(
         path=str(path), tag=tag, dockerfile=dockerfile, buildargs=buildargs or {},
