@@ -15,6 +15,7 @@ Bases and packages (offline too)
     registry    a local registry on 127.0.0.1 for lesson 02
 The model service and its stacks
     service     train, build the image ladder, run and call the model service
+    stacks      the same model behind FastAPI, LitServe, BentoML and MLServer (own wheel sets)
     compose     Docker Compose v2 on docker/compose (lesson 05)
     swarm       Docker Swarm: deploy, update, roll back, watch tasks (lesson 06)
     traffic     requests in the background while something changes

@@ -71,22 +71,26 @@ def download(force=False, client=None):
     ready, msg = status(cpu)
     if ready and not force:
         return f"wheelhouse ready: {msg} in {WHEELHOUSE}"
-    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    print(f"Downloading pinned wheels into {WHEELHOUSE}, usually about 1 min ...", flush=True)
+    pip_download(REQUIREMENTS, WHEELHOUSE, cpu)
+    STAMP.write_text(_digest(cpu))
+    return f"wheelhouse ready: {status(cpu)[1]} in {WHEELHOUSE}"
+
+
+def pip_download(requirements, dest, cpu):
+    """pip download exactly the pinned wheels of `requirements` (no dependencies) into dest."""
+    Path(dest).mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
            "--no-deps", "--only-binary=:all:", "--implementation", "cp",
-           "--python-version", PYTHON_VERSION, "--dest", str(WHEELHOUSE),
-           "-r", str(REQUIREMENTS)]
+           "--python-version", PYTHON_VERSION, "--dest", str(dest), "-r", str(requirements)]
     for p in platforms(cpu):
         cmd += ["--platform", p]
-    print(f"Downloading pinned wheels into {WHEELHOUSE}, usually about 1 min ...", flush=True)
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         err = "\n".join(ln for ln in done.stderr.splitlines() if not ln.startswith("WARNING"))
-        raise WorkbookError(f"pip download failed:\n{err[-1500:]}",
+        raise WorkbookError(f"pip download failed for {requirements}:\n{err[-1500:]}",
                             "Check the network to the package index, or copy a wheelhouse "
-                            f"from a classmate into {WHEELHOUSE} (see README, offline mode).")
-    STAMP.write_text(_digest(cpu))
-    return f"wheelhouse ready: {status(cpu)[1]} in {WHEELHOUSE}"
+                            f"from a classmate into {dest} (see README, offline mode).")
 
 
 def _requires(whl):

@@ -1,0 +1,101 @@
+"""The serving stacks (docker/stacks/): each built offline from its own wheel set, non-root,
+health-checked, and giving the production image's labels for the same 30 flowers."""
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from packaging.utils import canonicalize_name
+from sklearn.datasets import load_iris
+
+from workbook import service, stacks, wheelhouse
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+# Every 5th flower of the iris data: 30 flowers, 10 of each species.
+FLOWERS = [dict(zip(FEATURES, map(float, row))) for row in load_iris().data[::5]]
+SETOSA = FLOWERS[0]
+# Bad records that app.py answers with a 4xx (tests/test_app.py's BAD has them all).
+BAD_RECORDS = {
+    "missing": {"sepal_length": 5.1, "sepal_width": 3.5},
+    "extra": {**SETOSA, "colour": "blue"},
+    "string": {**SETOSA, "petal_width": "0.2"},
+    "negative": {**SETOSA, "petal_length": -1.4},
+    "empty_list": [],
+}
+
+
+def test_every_stack_has_its_folder_and_a_complete_pin_list():
+    main = {canonicalize_name(ln.split("==")[0]): ln.split("==")[1]
+            for ln in wheelhouse.pinned(service.APP / "requirements.txt")}
+    for stack in stacks.STACKS.values():
+        assert (stack.folder / "Dockerfile").is_file(), stack.name
+        pins = stacks.pins(stack)
+        lines = wheelhouse.pinned(stack.folder / "requirements.txt")
+        assert all("==" in ln for ln in lines), f"{stack.name}: every requirement pinned exactly"
+        assert len(pins) == len(lines), f"{stack.name}: one version per package"
+        # The model loads only with the scikit-learn that trained it (app.py refuses others).
+        assert pins["scikit-learn"] == main["scikit-learn"], stack.name
+
+
+def test_the_stacks_sets_differ_where_the_frameworks_need_it():
+    """MLServer 1.7.1 needs an older FastAPI and protobuf < 7: its own set, not the main one."""
+    mlserver, fastapi = stacks.pins(stacks.STACKS["mlserver"]), stacks.pins(stacks.STACKS["fastapi"])
+    assert mlserver["fastapi"] != fastapi["fastapi"]
+    assert int(mlserver["protobuf"].split(".")[0]) < 7
+
+
+@pytest.fixture(scope="module")
+def stack_images(client):
+    """Every stack's image, built once per run (kept like the ladder)."""
+    return {name: stacks.build(client, stack) for name, stack in stacks.STACKS.items()}
+
+
+@pytest.fixture(scope="module")
+def expected(client, production):
+    """What the production image (Flask + gunicorn) says of the 30 flowers."""
+    box = service.run(client, production.id, "tests-stacks")
+    try:
+        service.wait_ready(box)
+        status, body = service.call(box, "/predict", FLOWERS)
+        assert status == 200
+        return [p["label"] for p in body["predictions"]]
+    finally:
+        box.remove(force=True)
+
+
+def post(url, payload):
+    """The HTTP status of a JSON POST."""
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.mark.parametrize("name", list(stacks.STACKS))
+def test_stack_serves_the_same_labels_non_root_and_healthy(client, stack_images, expected, name):
+    stack, image = stacks.STACKS[name], stack_images[name]
+    assert image.attrs["Config"]["Healthcheck"]["Test"], "a HEALTHCHECK"
+    box = service.run(client, image.id, "tests-stacks")
+    try:
+        service.wait_ready(box, path=stack.health, timeout=90)
+        url = service.url(box)
+        assert stacks.ask(stack, url, FLOWERS) == expected
+        uid = box.exec_run(["cat", "/proc/1/status"]).output.decode().split("Uid:")[1].split()[0]
+        assert uid != "0", "PID 1 runs as a user, not root"
+        assert service.wait_healthy(box, timeout=60) >= 0  # Docker's own probe says healthy
+        if stack.protocol == "records":
+            for case, body in BAD_RECORDS.items():
+                assert 400 <= post(url + "/predict", body if stack.name != "bentoml"
+                                   else {"records": body if isinstance(body, list) else [body]}) < 500, case
+        else:  # the V2 protocol: a request that is not one is refused by MLServer's own schema ...
+            assert 400 <= post(url + "/v2/models/iris/infer", {"tensors": []}) < 500
+            # ... but a tensor of the wrong shape reaches scikit-learn, whose error is a 500:
+            # the runtime checks no shape (the scoreboard counts it; app.py answers 422).
+            assert post(url + "/v2/models/iris/infer", {"inputs": [{
+                "name": "flowers", "shape": [1, 3], "datatype": "FP64", "data": [5.1, 3.5, 1.4]}]}) == 500
+    finally:
+        box.remove(force=True)
