@@ -18,7 +18,8 @@ import nbformat
 import pytest
 from docker.errors import APIError, NotFound
 
-from workbook import ROOT, resources, swarm
+from workbook import ROOT, bases, resources, swarm
+from workbook.checks import lesson09
 
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 # Lessons that have their three exercises so far; the test below fails for one that gets them
@@ -559,6 +560,10 @@ ANSWERS = {
              "`exit_code` is what Docker recorded", "128 + the signal"),
             (HUNGRY09 + "\nexit_code = 137\noom_killed = False",
              "`oom_killed` is what Docker recorded", "OOMKilled"),
+            # SIGKILL from `docker kill`, not the OOM killer (the engine's events tell them apart)
+            ("!docker run -d --name {OWNER}-hungry {LABELS} --memory 16m --memory-swap 16m {DEBIAN} sleep 60\n"
+             "!docker kill {OWNER}-hungry\nexit_code = 137\noom_killed = False",
+             "the kernel's OOM killer ended it", "64 MiB"),
         ],
     },
     "10.1": {
@@ -754,6 +759,22 @@ def shells(client):
         swarm.leave_if_started(client, shell.started_swarm, owners=(shell.owner,))
 
 
+def answer(shell, client, first, code, check):
+    """Clean up, run what comes first and the answer, then the check; returns what it printed.
+
+    Again (up to three runs) while the check says the engine missed an OOM kill (exercise
+    09.3): Engine 20.10 sometimes does on a busy machine, and the check then cannot grade.
+    """
+    for _ in range(3):
+        shell.clean(client)
+        shell.run(first)
+        shell.run(code)
+        report = shell.run(check)
+        if lesson09.OOM_MISSED not in report:
+            break
+    return report
+
+
 @pytest.mark.parametrize("path,ex", EXERCISES, ids=[ex.id for _, ex in EXERCISES])
 def test_exercise_is_graded_right(client, shells, path, ex):
     shell = shells(path)
@@ -765,10 +786,7 @@ def test_exercise_is_graded_right(client, shells, path, ex):
     answers = [("untouched", ex.answer), ("solution", ex.solution)]
     answers += [("another right answer", code) for code in ANSWERS[ex.id].get("right", [])]
     for kind, code in answers:
-        shell.clean(client)
-        shell.run(first)
-        shell.run(code)
-        report = shell.run(ex.check)
+        report = answer(shell, client, first, code, ex.check)
         assert "Traceback" not in report, report
         assert report.startswith(ex.title + "\n"), f"the check's title is not the task's: {ex.title!r}"
         if kind == "untouched":
@@ -777,12 +795,24 @@ def test_exercise_is_graded_right(client, shells, path, ex):
             assert "done: all" in report and "✗" not in report, f"{kind}:\n{code}\n{report}"
     for code, name, hint in ANSWERS[ex.id]["wrong"]:
         name = name.replace("{OWNER}", shell.owner)
-        shell.clean(client)
-        shell.run(first)
-        shell.run(code)
-        report = shell.run(ex.check)
+        report = answer(shell, client, first, code, ex.check)
         found = criterion(report, name)
         assert found is not None, f"wrong answer never reached {name!r}:\n{code}\n{report}"
         assert found[0] is False and hint in found[1], f"wrong answer:\n{code}\n{report}"
         assert "done: all" not in report
     shell.clean(client)
+
+
+def test_a_sigkill_the_engine_did_not_record_as_oom_asks_to_run_again(client):
+    """Exit 137 with no `docker kill` and OOMKilled false (Engine 20.10 missing the kernel's OOM
+    notice, made here by a child shell that SIGKILLs itself: PID 1 cannot): exercise 09.3's check cannot grade it."""
+    owner = "test_ex_09_missed"
+    box = client.containers.run(
+        bases.resolve("debian-slim", client).ref, ["sh", "-c", "sh -c 'kill -9 $$'; exit $?"], name=f"{owner}-hungry",
+        labels=resources.labels(owner), mem_limit="16m", memswap_limit="16m", detach=True)
+    try:
+        box.wait(timeout=30)
+        report = lesson09.oom_killed(client, owner, 137, True, quiet=True)
+        assert report.not_done and lesson09.OOM_MISSED in report.not_done, str(report)
+    finally:
+        box.remove(force=True)

@@ -4,6 +4,7 @@ import secrets
 import time
 
 from .. import LABEL, bases, resources, service
+from ..containers import when
 from .learner_image import answers, labelled, learner_container, published, running
 from .report import NotDone, Stop, check, given
 
@@ -83,6 +84,20 @@ def port_holder(r, client, owner, holder):
     answers(r, mine)
 
 
+# SIGKILL with nobody's `docker kill`, and yet OOMKilled false: Engine 20.10 (cgroup v1) missed
+# the kernel's OOM notice, or had it only after the exit (then `docker events` shows `oom` after
+# `die`). On a busy engine, 5 of 60 such runs measured on the reference machine.
+OOM_MISSED = ("it got SIGKILL (exit 137) from no `docker kill`, yet Docker recorded no OOM kill: a busy "
+              "Engine 20.10 can miss the kernel's notice")
+
+
+def _killed_by_hand(client, box):
+    """Whether `docker kill` or `docker stop` sent the container a signal (the engine's events)."""
+    since = int(when(box.attrs["Created"]).timestamp()) - 1
+    return any(True for _ in client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                            filters={"container": box.id, "event": ["kill", "stop"]}))
+
+
 @check("Exercise 09.3 · killed for memory")
 def oom_killed(r, client, owner, exit_code, oom_killed):
     """`{owner}-hungry` was ended by the OOM killer; `exit_code` and `oom_killed` say so."""
@@ -100,6 +115,8 @@ def oom_killed(r, client, owner, exit_code, oom_killed):
         time.sleep(0.2)
         box.reload()
         state = box.attrs["State"]
+    if state["ExitCode"] == 137 and not state.get("OOMKilled") and not _killed_by_hand(client, box):
+        raise NotDone(OOM_MISSED, "run the cell again: the next run is most likely recorded")
     r.add("the kernel's OOM killer ended it", state.get("OOMKilled") is True,
           f"it exited {state['ExitCode']}, OOMKilled {state.get('OOMKilled')}",
           "give it less memory than the command takes: `head -c 64m /dev/zero | tail` holds 64 MiB "
