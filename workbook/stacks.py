@@ -1,12 +1,13 @@
 """The serving stacks: one model behind FastAPI, LitServe, BentoML and MLServer (docker/stacks/).
 
 Each stack has its own pinned wheel set (docker/stacks/NAME/requirements.txt), downloaded
-on the host into one pool (build/wheelhouse-stacks/, where two versions of a package may sit
-side by side) and staged into the stack's build context, so that every image installs
+on the host into one pool (build/wheelhouse-stacks-ARCH/, where two versions of a package
+may sit side by side) and staged into the stack's build context, so that every image installs
 offline. Every stack serves train.py's model through docker/stacks/iris.py; `ask` puts the
 same flowers to each in its own protocol and reads the labels back.
 """
 
+import errno
 import json
 import os
 import shutil
@@ -14,11 +15,12 @@ import urllib.request
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
 
-from . import BUILD, ROOT, bases, images, one_at_a_time, service, wheelhouse
+from . import BUILD, ROOT, WorkbookError, bases, images, one_at_a_time, service, wheelhouse
 
 STACKS_DIR = ROOT / "docker" / "stacks"
-POOL = BUILD / "wheelhouse-stacks"
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]  # as docker/stacks/iris.py
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,9 @@ class Stack:
     name: str
     title: str
     health: str  # what the HEALTHCHECK requests
-    protocol: str  # "records": app.py's JSON records; "v2": the V2 inference protocol
+    # "records": app.py's JSON records on POST /predict; "wrapped": the same list as
+    # {"records": [...]} (a BentoML API takes named arguments); "v2": the V2 inference protocol
+    protocol: str
 
     @property
     def folder(self):
@@ -42,54 +46,63 @@ class Stack:
 STACKS = {s.name: s for s in (
     Stack("fastapi", "FastAPI + uvicorn", "/health", "records"),
     Stack("litserve", "LitServe", "/health", "records"),
-    Stack("bentoml", "BentoML", "/readyz", "records"),
+    Stack("bentoml", "BentoML", "/readyz", "wrapped"),
     Stack("mlserver", "MLServer (mlserver-sklearn)", "/v2/health/ready", "v2"),
 )}
 
 
 def pins(stack):
-    """{canonical name: version} of a stack's requirements.txt."""
+    """{(canonical name, version): the pinned line} of a stack's requirements.txt."""
     found = {}
     for line in wheelhouse.pinned(stack.folder / "requirements.txt"):
         name, _, version = line.partition("==")
-        found[canonicalize_name(name)] = version
+        found[(canonicalize_name(name), Version(version))] = line
     return found
 
 
-def _pooled():
+def pool(cpu):
+    """build/wheelhouse-stacks-ARCH/: every stack's wheels, two versions of a package side by side."""
+    return BUILD / f"wheelhouse-stacks-{cpu}"
+
+
+def _pooled(cpu):
     """{(canonical name, version): wheel path} of the pool."""
     found = {}
-    for whl in POOL.glob("*.whl"):
+    for whl in pool(cpu).glob("*.whl"):
         name, version, _, _ = parse_wheel_filename(whl.name)
-        found[(name, str(version))] = whl
+        found[(name, version)] = whl
     return found
 
 
 def _link(src, dest):
-    """A hard link, or a copy on another filesystem."""
+    """A hard link, or a copy when dest is on another filesystem."""
     try:
         os.link(src, dest)
-    except OSError:
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
         shutil.copy2(src, dest)
 
 
-def download(stack, client=None):
-    """pip download the stack's pinned wheels into the pool (what is there already is kept)."""
-    POOL.mkdir(parents=True, exist_ok=True)
-    missing = {k for k in pins(stack).items()} - set(_pooled())
-    if not missing:
-        return
-    for whl in wheelhouse.WHEELHOUSE.glob("*.whl"):  # the same wheel in the main wheelhouse: link it
-        name, version, _, _ = parse_wheel_filename(whl.name)
-        if (name, str(version)) in missing and not (POOL / whl.name).exists():
-            _link(whl, POOL / whl.name)
-    print(f"Downloading the {stack.name} stack's wheels into {POOL}, usually under a minute ...", flush=True)
-    wheelhouse.pip_download(stack.folder / "requirements.txt", POOL, wheelhouse.arch(client))
+def download(stack, cpu):
+    """The stack's pinned wheels in the pool: linked from the main wheelhouse, else downloaded."""
+    with one_at_a_time("wheelhouse-stacks"):  # one pool for every stack, filled by one process at a time
+        pool(cpu).mkdir(parents=True, exist_ok=True)
+        missing = set(pins(stack)) - set(_pooled(cpu))
+        for whl in wheelhouse.WHEELHOUSE.glob("*.whl"):  # the same wheel in the main wheelhouse
+            name, version, _, _ = parse_wheel_filename(whl.name)
+            if (name, version) in missing and not (pool(cpu) / whl.name).exists():
+                _link(whl, pool(cpu) / whl.name)
+        if set(pins(stack)) - set(_pooled(cpu)):  # offline, a complete pool needs no network
+            print(f"Downloading the {stack.name} stack's wheels into {pool(cpu)}, usually under a minute ...",
+                  flush=True)
+            wheelhouse.pip_download(stack.folder / "requirements.txt", pool(cpu), cpu)
 
 
 def context(stack, client=None):
     """build/stacks/NAME/: the stack's folder, iris.py, the trained model and its wheels."""
-    download(stack, client)
+    cpu = wheelhouse.arch(client)
+    download(stack, cpu)
     dest = BUILD / "stacks" / stack.name
     if dest.exists():
         shutil.rmtree(dest)
@@ -98,8 +111,10 @@ def context(stack, client=None):
     (dest / "models").mkdir()
     shutil.copy(service.ensure_model(), dest / "models" / "model.skops")
     (dest / "wheels").mkdir()
-    pooled = _pooled()
-    for key in pins(stack).items():
+    pooled = _pooled(cpu)
+    for key, line in pins(stack).items():
+        if key not in pooled:
+            raise WorkbookError(f"{line} is not in {pool(cpu)}.", "Check the network to the package index.")
         _link(pooled[key], dest / "wheels" / pooled[key].name)
     return dest
 
@@ -127,11 +142,10 @@ def _post(url, payload, timeout=10):
 def ask(stack, base_url, records):
     """The labels a running stack gives `records` (dicts keyed by feature), in its own protocol."""
     if stack.protocol == "v2":  # POST /v2/models/NAME/infer: a tensor in, class indices out
-        from_iris = [[r[f] for f in ("sepal_length", "sepal_width", "petal_length", "petal_width")]
-                     for r in records]
         body = _post(f"{base_url}/v2/models/iris/infer", {"inputs": [{
-            "name": "flowers", "shape": [len(records), 4], "datatype": "FP64",
-            "data": [v for row in from_iris for v in row]}]})
-        return [classes()[int(i)] for i in body["outputs"][0]["data"]]
-    body = _post(f"{base_url}/predict", records if stack.name != "bentoml" else {"records": records})
+            "name": "flowers", "shape": [len(records), len(FEATURES)], "datatype": "FP64",
+            "data": [r[f] for r in records for f in FEATURES]}]})
+        names = classes()
+        return [names[int(i)] for i in body["outputs"][0]["data"]]
+    body = _post(f"{base_url}/predict", {"records": records} if stack.protocol == "wrapped" else records)
     return [p["label"] for p in body["predictions"]]

@@ -30,5 +30,5 @@ class IrisAPI(ls.LitAPI):
 
 
 if __name__ == "__main__":
-    ls.LitServer(IrisAPI(), accelerator="cpu", api_path="/predict", healthcheck_path="/health",
+    ls.LitServer(IrisAPI(), accelerator="cpu", healthcheck_path="/health",
                  workers_per_device=1).run(host="0.0.0.0", port=5000, generate_client_file=False)

@@ -2,7 +2,7 @@
 
 MLServer's scikit-learn runtime loads `model.joblib` with joblib.load, which unpickles: loading
 such a file can run any code it carries (lesson 07's pickle demo). Here it is made in the
-builder from the checked skops file, never taken from elsewhere.
+builder from the skops file (which loads without running code), never taken from elsewhere.
 """
 
 import joblib
