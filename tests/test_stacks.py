@@ -1,10 +1,6 @@
 """The serving stacks (docker/stacks/): each built offline from its own wheel set, non-root,
 health-checked, and giving the production image's labels for the same 30 flowers."""
 
-import json
-import urllib.error
-import urllib.request
-
 import pytest
 from packaging.utils import canonicalize_name
 from sklearn.datasets import load_iris
@@ -72,13 +68,7 @@ def expected(client, production):
 
 def post(url, payload=None, raw=None):
     """The HTTP status of a POST of JSON (or of `raw` bytes, sent as JSON)."""
-    req = urllib.request.Request(url, data=raw if raw is not None else json.dumps(payload).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status
-    except urllib.error.HTTPError as err:
-        return err.code
+    return service.call(url, "", payload, raw=raw)[0]
 
 
 @pytest.mark.parametrize("name", list(stacks.STACKS))

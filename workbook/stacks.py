@@ -7,11 +7,7 @@ offline. Every stack serves train.py's model through docker/stacks/iris.py; `ask
 same flowers to each in its own protocol and reads the labels back.
 """
 
-import errno
-import json
-import os
 import shutil
-import urllib.request
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -74,16 +70,6 @@ def _pooled(cpu):
     return found
 
 
-def _link(src, dest):
-    """A hard link, or a copy when dest is on another filesystem."""
-    try:
-        os.link(src, dest)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        shutil.copy2(src, dest)
-
-
 def download(stack, cpu):
     """The stack's pinned wheels in the pool: linked from the main wheelhouse, else downloaded."""
     with one_at_a_time("wheelhouse-stacks"):  # one pool for every stack, filled by one process at a time
@@ -92,7 +78,7 @@ def download(stack, cpu):
         for whl in wheelhouse.WHEELHOUSE.glob("*.whl"):  # the same wheel in the main wheelhouse
             name, version, _, _ = parse_wheel_filename(whl.name)
             if (name, version) in missing and not (pool(cpu) / whl.name).exists():
-                _link(whl, pool(cpu) / whl.name)
+                wheelhouse.link(whl, pool(cpu) / whl.name)
         if set(pins(stack)) - set(_pooled(cpu)):  # offline, a complete pool needs no network
             print(f"Downloading the {stack.name} stack's wheels into {pool(cpu)}, usually under a minute ...",
                   flush=True)
@@ -115,7 +101,7 @@ def context(stack, client=None):
     for key, line in pins(stack).items():
         if key not in pooled:
             raise WorkbookError(f"{line} is not in {pool(cpu)}.", "Check the network to the package index.")
-        _link(pooled[key], dest / "wheels" / pooled[key].name)
+        wheelhouse.link(pooled[key], dest / "wheels" / pooled[key].name)
     return dest
 
 
@@ -132,20 +118,21 @@ def classes():
     return sio.load(service.ensure_model())["metadata"]["classes"]
 
 
-def _post(url, payload, timeout=10):
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())
+def _post(base_url, path, payload):
+    """The parsed answer of a JSON POST (service.call), or WorkbookError if it is not a 200."""
+    status, body = service.call(base_url, path, payload)
+    if status != 200:
+        raise WorkbookError(f"POST {path} answered {status}: {body}", "Read the container's logs.")
+    return body
 
 
 def ask(stack, base_url, records):
     """The labels a running stack gives `records` (dicts keyed by feature), in its own protocol."""
     if stack.protocol == "v2":  # POST /v2/models/NAME/infer: a tensor in, class indices out
-        body = _post(f"{base_url}/v2/models/iris/infer", {"inputs": [{
+        body = _post(base_url, "/v2/models/iris/infer", {"inputs": [{
             "name": "flowers", "shape": [len(records), len(FEATURES)], "datatype": "FP64",
             "data": [r[f] for r in records for f in FEATURES]}]})
         names = classes()
         return [names[int(i)] for i in body["outputs"][0]["data"]]
-    body = _post(f"{base_url}/predict", {"records": records} if stack.protocol == "wrapped" else records)
+    body = _post(base_url, "/predict", {"records": records} if stack.protocol == "wrapped" else records)
     return [p["label"] for p in body["predictions"]]

@@ -125,6 +125,14 @@ def closure(requirements):
     return sorted(found.values())
 
 
+def link(src, dest):
+    """Hard-link a wheel to dest, or copy it (another filesystem)."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
 def stage(context, requirements=None):
     """Hard-link the wheelhouse (or only what `requirements` needs) into <context>/wheels/."""
     ready, msg = status()
@@ -139,10 +147,7 @@ def stage(context, requirements=None):
     # (beside the context, not in it: the build must not send the half-filled copy)
     fresh = Path(tempfile.mkdtemp(prefix=".wheels-", dir=Path(context).resolve().parent))
     for whl in wanted:
-        try:
-            os.link(whl, fresh / whl.name)
-        except OSError:  # another filesystem: copy instead
-            shutil.copy2(whl, fresh / whl.name)
+        link(whl, fresh / whl.name)
     if dest.exists():
         old = Path(tempfile.mkdtemp(prefix=".wheels-old-", dir=fresh.parent))
         os.replace(dest, old / "wheels")
