@@ -15,7 +15,7 @@ help:
 	@echo "make test   set up, then unit tests + nbval over notebooks/ and solutions/ (the whole suite)"
 	@echo "make test-fast    the tests that need no Docker engine (API, manifests, labs, notebooks' shape)"
 	@echo "make test-engine  set up, then every test but the slow tier (ladder, stacks, Swarm, browser)"
-	@echo "make bench  set up, then run the measuring lessons; figures in build/bench/*.json"
+	@echo "make bench  set up, then run the measuring lessons (04, 08, 11's scoreboard); figures in build/bench/"
 	@echo "make lab    set up, then open JupyterLab"
 	@echo "make labs   regenerate the learner's labs/ from solutions/"
 	@echo "make bundle write the classroom kit (images + wheelhouse) to build/bundle/ (BUNDLE=path)"

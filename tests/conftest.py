@@ -28,7 +28,8 @@ from workbook import engine, service
 # Fixtures whose setup builds the ladder or the labs' images, brings up a stack, deploys to
 # Swarm or drives the browser: any test that uses one is `slow`.
 SLOW_FIXTURES = {"ladder", "onnx_image", "audit_images", "workspaces", "compose_stack", "layouts",
-                 "swarm_stack", "lab05", "lab06", "lab07", "browser", "cli_lab", "stack_images"}
+                 "swarm_stack", "lab05", "lab06", "lab07", "browser", "cli_lab", "stack_images",
+                 "traced", "traced_narrow", "traced_onnx"}
 # Every notebook is `engine`; all but these quick ones are `slow` too.
 QUICK_NOTEBOOKS = {"00_setup_check.ipynb", "01_containers_vs_vms.ipynb"}
 # The engine has one swarm: whatever joins, deploys to or leaves it runs in one process. (Lesson

@@ -23,6 +23,7 @@ import skops.io as sio
 import sklearn
 
 from appmodules import APP_DIR, BIN, gunicorn_server, load, run_env
+from workbook import badinput
 from workbook.resources import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 service = load("app")
 training = load("train")
 FEATURES = training.FEATURES
-SETOSA = dict(zip(FEATURES, [5.1, 3.5, 1.4, 0.2]))
+SETOSA = badinput.SETOSA
 VERSICOLOR = dict(zip(FEATURES, [5.9, 3.0, 4.2, 1.5]))
 VIRGINICA = dict(zip(FEATURES, [6.7, 3.0, 5.2, 2.3]))
-MAX_BATCH = 3
+MAX_BATCH = badinput.MAX_BATCH
 
 
 @pytest.fixture(scope="module")
@@ -153,69 +154,50 @@ def test_integers_are_numbers(http):
 
 # --- bad input: exact status, error code, and what the message names ------------------------
 
-def with_value(name, raw):
-    """SETOSA as JSON text, with feature `name` written as the raw JSON text `raw`."""
-    parts = [f'"{k}": {raw if k == name else json.dumps(v)}' for k, v in SETOSA.items()]
-    return "{" + ", ".join(parts) + "}"
-
-
 BAD = {
-    # id: (body, status, error, words the message must contain, details the body must have)
-    "not_json": ("{sepal_length: 5.1}", 400, "invalid_json", ["not valid JSON"], {}),
-    "empty_body": ("", 400, "invalid_json", ["not valid JSON"], {}),
-    "deep_nesting": ("[" * 100_000 + "]" * 100_000, 400, "invalid_json", [], {}),
-    "a_number": ("3", 400, "not_a_record", ["one record", "list of records"], {}),
-    "a_string": ('"setosa"', 400, "not_a_record", ["one record"], {}),
-    "null": ("null", 400, "not_a_record", ["one record"], {}),
-    "empty_list": ("[]", 400, "empty_batch", ["empty"], {}),
-    "item_not_object": (json.dumps([SETOSA, [5.1, 3.5, 1.4, 0.2]]), 400, "record_not_object",
-                        ["record 1"], {"index": 1}),
-    "missing": (json.dumps({"sepal_length": 5.1, "sepal_width": 3.5}), 422, "missing_features",
-                ["petal_length, petal_width"], {"missing": ["petal_length", "petal_width"]}),
-    "misspelled": (json.dumps(SETOSA).replace("petal_length", "petal_lenght"), 422,
-                   "unknown_features", ["'petal_lenght'", "did you mean 'petal_length'"],
+    # badinput.CASES id: (status, error, words the message must contain, details the body has)
+    "not_json": (400, "invalid_json", ["not valid JSON"], {}),
+    "empty_body": (400, "invalid_json", ["not valid JSON"], {}),
+    "deep_nesting": (400, "invalid_json", [], {}),
+    "a_number": (400, "not_a_record", ["one record", "list of records"], {}),
+    "a_string": (400, "not_a_record", ["one record"], {}),
+    "null": (400, "not_a_record", ["one record"], {}),
+    "empty_list": (400, "empty_batch", ["empty"], {}),
+    "item_not_object": (400, "record_not_object", ["record 1"], {"index": 1}),
+    "missing": (422, "missing_features", ["petal_length, petal_width"],
+                {"missing": ["petal_length", "petal_width"]}),
+    "misspelled": (422, "unknown_features", ["'petal_lenght'", "did you mean 'petal_length'"],
                    {"unknown": ["petal_lenght"], "did_you_mean": {"petal_lenght": "petal_length"}}),
-    "extra": (json.dumps({**SETOSA, "colour": "blue"}), 422, "unknown_features", ["'colour'"],
-              {"unknown": ["colour"], "did_you_mean": {}}),
-    "string": (with_value("petal_width", '"0.2"'), 422, "wrong_type",
-               ["petal_width", "a string"], {"feature": "petal_width"}),
-    "true": (with_value("petal_width", "true"), 422, "wrong_type", ["petal_width", "boolean"],
-             {"feature": "petal_width"}),
-    "false": (with_value("sepal_length", "false"), 422, "wrong_type", ["sepal_length"],
-              {"feature": "sepal_length"}),
-    "null_value": (with_value("petal_width", "null"), 422, "wrong_type", ["petal_width", "null"],
-                   {"feature": "petal_width"}),
-    "list_value": (with_value("petal_width", "[0.2]"), 422, "wrong_type", ["a list"],
-                   {"feature": "petal_width"}),
-    "object_value": (with_value("petal_width", '{"cm": 0.2}'), 422, "wrong_type", ["an object"],
-                     {"feature": "petal_width"}),
-    "nan": (with_value("sepal_width", "NaN"), 422, "not_finite", ["sepal_width"],
-            {"feature": "sepal_width"}),
-    "infinity": (with_value("sepal_width", "Infinity"), 422, "not_finite", ["sepal_width"],
-                 {"feature": "sepal_width"}),
-    "minus_infinity": (with_value("sepal_width", "-Infinity"), 422, "not_finite", [],
-                       {"feature": "sepal_width"}),
-    "1e999": (with_value("petal_length", "1e999"), 422, "not_finite", ["petal_length"],
-              {"feature": "petal_length"}),
-    "huge_integer": (with_value("petal_length", "9" * 400), 422, "not_finite", ["petal_length"],
-                     {"feature": "petal_length"}),
-    # Finite, but it would overflow in the scaler: the model must never see it.
-    "1e308": (with_value("petal_length", "1e308"), 422, "out_of_range", ["petal_length", "cm"],
-              {"feature": "petal_length"}),
-    "negative": (with_value("petal_length", "-1.4"), 422, "out_of_range", ["petal_length"],
-                 {"feature": "petal_length"}),
-    "batch_names_index": (json.dumps([SETOSA, SETOSA, {**SETOSA, "sepal_length": "5.1"}]), 422,
-                          "wrong_type", ["record 2", "sepal_length"], {"index": 2}),
-    "too_many_records": (json.dumps([SETOSA] * (MAX_BATCH + 1)), 413, "batch_too_large",
-                         [f"{MAX_BATCH + 1} records", f"at most {MAX_BATCH}"],
-                         {"max_batch": MAX_BATCH}),
+    "extra": (422, "unknown_features", ["'colour'"], {"unknown": ["colour"], "did_you_mean": {}}),
+    "string": (422, "wrong_type", ["petal_width", "a string"], {"feature": "petal_width"}),
+    "true": (422, "wrong_type", ["petal_width", "boolean"], {"feature": "petal_width"}),
+    "false": (422, "wrong_type", ["sepal_length"], {"feature": "sepal_length"}),
+    "null_value": (422, "wrong_type", ["petal_width", "null"], {"feature": "petal_width"}),
+    "list_value": (422, "wrong_type", ["a list"], {"feature": "petal_width"}),
+    "object_value": (422, "wrong_type", ["an object"], {"feature": "petal_width"}),
+    "nan": (422, "not_finite", ["sepal_width"], {"feature": "sepal_width"}),
+    "infinity": (422, "not_finite", ["sepal_width"], {"feature": "sepal_width"}),
+    "minus_infinity": (422, "not_finite", [], {"feature": "sepal_width"}),
+    "1e999": (422, "not_finite", ["petal_length"], {"feature": "petal_length"}),
+    "huge_integer": (422, "not_finite", ["petal_length"], {"feature": "petal_length"}),
+    "1e308": (422, "out_of_range", ["petal_length", "cm"], {"feature": "petal_length"}),
+    "negative": (422, "out_of_range", ["petal_length"], {"feature": "petal_length"}),
+    "batch_names_index": (422, "wrong_type", ["record 2", "sepal_length"], {"index": 2}),
+    "too_many_records": (413, "batch_too_large", [f"{MAX_BATCH + 1} records",
+                                                  f"at most {MAX_BATCH}"], {"max_batch": MAX_BATCH}),
 }
+
+
+def test_every_bad_case_has_an_expectation():
+    assert set(BAD) == set(badinput.BAD)
+    assert badinput.MAX_BODY_BYTES == service.MAX_BODY_BYTES
+    assert badinput.MAX_BATCH == service.DEFAULT_MAX_BATCH  # so that the images refuse too_many_records
 
 
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
 def test_bad_input_is_a_clear_4xx(http, log_lines, case):
-    body, status, error, words, details = BAD[case]
-    r = post(http, body)
+    status, error, words, details = BAD[case]
+    r = post(http, badinput.CASES[case])
     assert r.status_code == status, r.get_data(as_text=True)
     assert r.is_json
     answer = r.get_json()
@@ -226,19 +208,18 @@ def test_bad_input_is_a_clear_4xx(http, log_lines, case):
     assert [line["event"] for line in log_lines] == ["request"]  # never the catch-all 500
 
 
-GARBAGE = [b"\xff\xfe\x00", b"{", b"[{}]", b'{"": 1}', b"[[], {}]", b'{"sepal_length": {}}',
-           json.dumps([SETOSA] * 1000).encode(), b"1e999", b"\x00" * 10, b'"\\ud800"']
+GARBAGE = [case for case in badinput.CASES if case.startswith("garbage_")]
 
 
-@pytest.mark.parametrize("body", GARBAGE, ids=range(len(GARBAGE)))
-def test_garbage_never_reaches_the_catch_all(http, log_lines, body):
-    r = post(http, body)
+@pytest.mark.parametrize("case", GARBAGE)
+def test_garbage_never_reaches_the_catch_all(http, log_lines, case):
+    r = post(http, badinput.CASES[case])
     assert 400 <= r.status_code < 500 and r.is_json and "error" in r.get_json()
     assert "unhandled_error" not in [line["event"] for line in log_lines]
 
 
 def test_a_body_over_the_size_limit_is_a_json_413(http):
-    r = post(http, b" " * (service.MAX_BODY_BYTES + 1))
+    r = post(http, badinput.CASES["over_size_limit"])
     assert r.status_code == 413 and r.is_json
     assert r.get_json()["error"] == "request_entity_too_large"
     assert "1 MB" in r.get_json()["message"]

@@ -24,7 +24,7 @@ from workbook.checks import lesson09
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 # Lessons that have their three exercises so far; the test below fails for one that gets them
 # and is not listed (strict xfail), so this list cannot fall behind.
-WITH_EXERCISES = {"01", "02", "03", "04", "05", "06", "07", "07b", "08", "09", "10"}
+WITH_EXERCISES = {"01", "02", "03", "04", "05", "06", "07", "07b", "08", "09", "10", "11"}
 
 # Lesson 05's given compose files (as in its answer cells), for the answers below to change.
 X_LABELS = """x-labels: &labels
@@ -63,6 +63,17 @@ HUNGRY09 = "!docker run --name {OWNER}-hungry {LABELS} --memory 16m --memory-swa
 TAKEN09 = 'port = checks.lesson09.taken_port(client, OWNER)\n'
 FIND09 = "found = !docker ps --filter publish={port} --format '{{{{.Names}}}}'\nholder = found[0]\n"
 API09 = '!docker run -d --name {OWNER}-api {LABELS} -p 127.0.0.1::5000 workbook/app:production'
+
+RUN11 = ("!docker run -d --name {OWNER}-hardened {LABELS} -p 127.0.0.1::5000 --read-only --cap-drop ALL "
+         "--tmpfs /tmp workbook/stack-bentoml:latest")
+FLOOR11 = ('floor.build(client, service.tag("production"), OWNER, probes=probes, '
+           'tag=f"workbook/ex11-floor:{OWNER}", log="none")')
+# Exercise 11.3 reads the lesson's scoreboard: a short real one here (three images, one start
+# each), measured once for all the answers (the shell keeps `board`).
+BOARD11 = ('try:\n    board\nexcept NameError:\n'
+           '    board = scoreboard.run(client, OWNER, {"starts": 1, "requests": 10, "clients": 8, "seconds": 0.5}, '
+           'names=["production", "fastapi", "mlserver"], progress=lambda line: None)')
+FIT11 = "fit = [r for r in board['rows'] if scoreboard.ok(r) and r['features']['OpenAPI schema']]\n"
 
 
 def with_policy(policy):
@@ -607,6 +618,39 @@ ANSWERS = {
             (FIRST10.replace(" --health-start-period 30s", "") + "first_probe_after = 5\n"
              "start_period_brings_it_forward = False",
              "its health check probes every 5 s after a 30 s start period", "--health-start-period 30s"),
+        ],
+    },
+    "11.1": {
+        "right": ["!docker run -d --name {OWNER}-hardened {LABELS} -p 127.0.0.1::5000 --read-only --cap-drop ALL "
+                  "workbook/stack-fastapi:latest"],
+        "wrong": [
+            (RUN11.replace(" --read-only", ""), "its root filesystem is read-only", "--read-only"),
+            (RUN11.replace("--cap-drop ALL", "--cap-drop NET_RAW"), "it has no Linux capabilities", "--cap-drop ALL"),
+            (RUN11.replace(" {LABELS}", ""), "it carries the label workbook={OWNER}", "{LABELS}"),
+            (RUN11.replace("workbook/stack-bentoml:latest", "workbook/app:production"),
+             "it runs one of the serving stacks' images", "workbook/stack-fastapi"),
+            (RUN11.replace(" --tmpfs /tmp", ""), "it is running", "--tmpfs /tmp"),
+        ],
+    },
+    "11.2": {
+        "right": [["probes = floor.PROBES", FLOOR11]],  # every probe: more than needed, still at the floor
+        "wrong": [
+            (["probes = floor.NARROW", FLOOR11],
+             "it answers every bad body and 20 random flowers as production does", "bad bodies"),
+            (["probes = floor.PROBES", "!docker tag workbook/app:production workbook/ex11-floor:{OWNER}"],
+             "it is at its floor: at most 1.1× the traced bound", "Dockerfile.traced"),
+            (["probes = floor.PROBES", FLOOR11.replace("OWNER, probes", "'someone-else', probes")],
+             "it carries the label workbook={OWNER}", "--label workbook="),
+        ],
+    },
+    "11.3": {
+        "given": [BOARD11],
+        "right": [FIT11 + "choice = min(fit, key=lambda r: r['starts']['first 200']['median'])['title'].upper()"],
+        "wrong": [
+            ("choice = 'production'", "it serves an OpenAPI schema", "features"),
+            ("choice = 'tensorflow-serving'", "`choice` names an image of the scoreboard", "fastapi"),
+            (FIT11 + "choice = max(fit, key=lambda r: r['starts']['first 200']['median'])['name']",
+             "no other image that serves one starts sooner", "first 200"),
         ],
     },
 }

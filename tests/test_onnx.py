@@ -23,7 +23,7 @@ import pytest
 import skops.io as sio
 
 from appmodules import APP_DIR, gunicorn_server, load, run_env
-from workbook import resources
+from workbook import badinput, resources
 from workbook import service as wb_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,26 +178,9 @@ def test_health_and_metadata(apps, models):
         "serving_with"]
 
 
-BAD_BODIES = {
-    "not_json": "{sepal_length: 5.1}",
-    "empty_body": "",
-    "a_number": "3",
-    "null": "null",
-    "empty_list": "[]",
-    "item_not_object": json.dumps([SETOSA, [5.1, 3.5, 1.4, 0.2]]),
-    "missing": json.dumps({"sepal_length": 5.1, "sepal_width": 3.5}),
-    "misspelled": json.dumps(SETOSA).replace("petal_length", "petal_lenght"),
-    "extra": json.dumps({**SETOSA, "colour": "blue"}),
-    "string": json.dumps({**SETOSA, "petal_width": "0.2"}),
-    "boolean": json.dumps({**SETOSA, "petal_width": True}),
-    "nan": json.dumps(SETOSA).replace("3.5", "NaN"),
-    "1e999": json.dumps(SETOSA).replace("1.4", "1e999"),
-    "1e308": json.dumps(SETOSA).replace("1.4", "1e308"),
-    "negative": json.dumps(SETOSA).replace("1.4", "-1.4"),
-    "batch_index": json.dumps([SETOSA, {**SETOSA, "sepal_length": "5.1"}]),
-    "too_many": json.dumps([SETOSA] * 201),
-    "bytes": b"\xff\xfe\x00",
-}
+# Every bad body of test_app, but "too_many_records": its 4 records are a batch these apps
+# accept (max_batch 200); garbage_6's 1000 are not.
+BAD_BODIES = {case: body for case, body in badinput.CASES.items() if case != "too_many_records"}
 
 
 @pytest.mark.parametrize("case", BAD_BODIES, ids=list(BAD_BODIES))
@@ -425,8 +408,8 @@ def test_the_image_answers_like_scikit_learn(client, api):
 
 def test_the_image_rejects_bad_input_like_the_scikit_learn_service(api):
     host = service.create_app(wb_service.MODEL).test_client()  # max_batch 100, as in the image
-    for case in ("not_json", "missing", "misspelled", "string", "nan", "1e308", "batch_index"):
-        status, body = wb_service.call(api, "/predict", raw=BAD_BODIES[case].encode())
+    for case in ("not_json", "missing", "misspelled", "string", "nan", "1e308", "batch_names_index"):
+        status, body = wb_service.call(api, "/predict", raw=BAD_BODIES[case])
         r = host.post("/predict", data=BAD_BODIES[case], content_type="application/json")
         assert (status, body) == (r.status_code, r.get_json()), case
     status, body = wb_service.call(api, "/predict", [SETOSA] * 101)

@@ -19,6 +19,7 @@ The model service and its stacks
     compose     Docker Compose v2 on docker/compose (lesson 05)
     swarm       Docker Swarm: deploy, update, roll back, watch tasks (lesson 06)
     traffic     requests in the background while something changes
+    badinput    bodies the service must refuse with a clear 4xx (tests send them, and probes)
     broken      the tutorial's common issues, broken on purpose (lesson 09)
     diagnose    what is wrong with a container, in one paragraph
 Looking inside images
@@ -27,12 +28,14 @@ Looking inside images
     scan        secrets in config, history and layers
     inventory   Debian and Python packages as CycloneDX, matched against advisories
     footprint   the files a running service really reads (the traced lower bound)
+    floor       the traced image: only those files, FROM scratch, and its probe suites
     lint        hadolint as data
     audit       the tutorial's checklist on a real image (checklist: the items; shortrun:
                 the short run of the image)
 Measuring and showing
     measure     repeats, min/median, recorded figures
     bench       lesson 08 and `make bench`
+    scoreboard  lesson 11: every image of the model measured side by side, the decision table
     show        tables and summaries in notebooks
     pictures    matplotlib pictures drawn from what the engine reports (an image's layers)
 Notebooks and labs

@@ -1,6 +1,5 @@
 """The benchmark of lesson 08 and `make bench`: the image ladder measured side by side."""
 
-import csv
 import json
 import os
 import statistics
@@ -12,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from . import BUILD, WorkbookError, bases, compose, images, layers, notebooks, resources, service
-from .measure import record
+from .measure import record, write_csv
 
 OUT = BUILD / "bench"
 ONE = service.SAMPLES[0][0]
@@ -55,12 +54,12 @@ def code_change(context, n):
 
 # --- start times ----------------------------------------------------------------------------
 
-def start_seconds(client, image, owner):
-    """(seconds from `docker run` to the first 200 on /health, to Docker's 'healthy')."""
+def start_seconds(client, image, owner, path="/health"):
+    """(seconds from `docker run` to the first 200 on `path`, to Docker's 'healthy')."""
     start = time.perf_counter()
     c = service.run(client, image, owner, kind="start")
     try:
-        service.wait_ready(c, timeout=60)
+        service.wait_ready(c, timeout=90, path=path)
         answered = time.perf_counter() - start
         service.wait_healthy(c, timeout=90)
         return answered, time.perf_counter() - start
@@ -83,12 +82,12 @@ def post(url, body, timeout=10):
 
 
 def latency(url, body, n=200, warmup=20):
-    """p50, p95 and mean seconds of `n` sequential requests, after `warmup` untimed ones."""
+    """p50, p95, p99 and mean seconds of `n` sequential requests, after `warmup` untimed ones."""
     for _ in range(warmup):
         post(url, body)
     runs = sorted(post(url, body) for _ in range(n))
     return {"p50": statistics.median(runs), "p95": runs[int(0.95 * (len(runs) - 1))],
-            "mean": statistics.fmean(runs), "n": n}
+            "p99": runs[int(0.99 * (len(runs) - 1))], "mean": statistics.fmean(runs), "n": n}
 
 
 def throughput(url, body, clients=8, seconds=3.0):
@@ -194,9 +193,14 @@ class Container:
 
     def memory(self):
         """Bytes of memory in use (`docker stats`: usage minus page cache)."""
-        stats = self.c.stats(stream=False)["memory_stats"]
-        cache = stats.get("stats", {}).get("inactive_file", stats.get("stats", {}).get("cache", 0))
-        return stats["usage"] - cache
+        return memory_in_use(self.c)
+
+
+def memory_in_use(container):
+    """Bytes of memory a container uses, as `docker stats` counts it: usage minus page cache."""
+    stats = container.stats(stream=False)["memory_stats"]
+    cache = stats.get("stats", {}).get("inactive_file", stats.get("stats", {}).get("cache", 0))
+    return stats["usage"] - cache
 
 
 class Proxy:
@@ -241,11 +245,7 @@ def write(results, engine_version):
     """build/bench/results.json (with the machine) and results.csv (one row per image)."""
     OUT.mkdir(parents=True, exist_ok=True)
     path = record("results", results, engine_version)
-    rows = results["images"]
-    with open(OUT / "results.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(OUT / "results.csv", results["images"])
     return path
 
 

@@ -7,13 +7,19 @@ from pathlib import Path
 from . import service
 
 TRACER = Path(__file__).parent / "tracer"
-TRACE_ENV = {"PYTHONPATH": "/wb-trace", "WB_TRACE_OUT": "/tmp/wb-trace.log"}
+# The dynamic loader logs each library it looks for (LD_DEBUG=libs): the names it opens them
+# by (libz.so.1, a symlink), which /proc/PID/maps does not show (it has libz.so.1.2.13).
+TRACE_ENV = {"PYTHONPATH": "/wb-trace", "WB_TRACE_OUT": "/tmp/wb-trace.log",
+             "LD_DEBUG": "libs", "LD_DEBUG_OUTPUT": "/tmp/wb-ld"}
 
-# Run inside the container (untraced): every file the trace logged or a process has mapped
-# (shared libraries, the interpreter), deduplicated by inode, with its size.
+# Run inside the container (untraced): every file the trace logged, the loader found or a
+# process has mapped (shared libraries, the interpreter), as [path as opened, real path,
+# device, inode, bytes].
 COLLECT = r"""
-import json, os, re
+import glob, json, os, re
 paths = set(open("/tmp/wb-trace.log").read().split())
+for log in glob.glob("/tmp/wb-ld.*"):
+    paths |= {os.path.normpath(p) for p in re.findall(r"(?:file=|init: )(/\S+)", open(log).read())}
 me = str(os.getpid())
 for pid in filter(str.isdigit, os.listdir("/proc")):
     if pid == me:
@@ -23,18 +29,12 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
     except OSError:
         continue
     paths |= set(re.findall(r"\s(/\S+)$", maps, re.M))
-files, inodes = {}, set()
+rows = []
 for p in sorted(paths):
-    if p.startswith(("/proc", "/sys", "/dev", "/tmp", "/wb-trace")):
-        continue
-    try:
+    if not p.startswith(("/proc", "/sys", "/dev", "/tmp", "/wb-trace")) and os.path.isfile(p):
         st = os.stat(p)
-    except OSError:
-        continue
-    if os.path.isfile(p) and (st.st_dev, st.st_ino) not in inodes:
-        inodes.add((st.st_dev, st.st_ino))
-        files[os.path.realpath(p)] = st.st_size
-print(json.dumps(files))
+        rows.append([p, os.path.realpath(p), st.st_dev, st.st_ino, st.st_size])
+print(json.dumps(rows))
 """
 
 
@@ -116,8 +116,8 @@ def exercise(container):
     service.call(container, "/predict", {"petal_lenght": 1})
 
 
-def trace(client, image, owner):
-    """Run `image` with the tracer mounted, exercise it, and return its Footprint."""
+def traced(client, image, owner, exercise=exercise):
+    """Run `image` with the tracer mounted, exercise(container) it, and return COLLECT's rows."""
     c = service.run(client, image, owner, env=TRACE_ENV, kind="trace",
                     volumes={str(TRACER): {"bind": "/wb-trace", "mode": "ro"}})
     try:
@@ -125,6 +125,16 @@ def trace(client, image, owner):
         code, out = c.exec_run(["python", "-c", COLLECT], environment={"WB_TRACE_OUT": ""})
         if code:
             raise RuntimeError(f"collecting the trace failed: {out.decode()[-800:]}")
-        return Footprint(image, json.loads(out))
+        return json.loads(out)
     finally:
         c.remove(force=True)
+
+
+def trace(client, image, owner):
+    """Run `image` with the tracer mounted, exercise it, and return its Footprint."""
+    files, inodes = {}, set()
+    for _, real, dev, inode, size in traced(client, image, owner):
+        if (dev, inode) not in inodes:  # one file under several names once
+            inodes.add((dev, inode))
+            files[real] = size
+    return Footprint(image, files)

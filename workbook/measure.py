@@ -1,5 +1,6 @@
 """Repeat a measurement, report min/median with units a reader can compare, record figures."""
 
+import csv
 import json
 import os
 import platform
@@ -72,6 +73,15 @@ def record(name, figures, engine_version=None):
            "machine": {**machine(), "engine": engine_version}, "figures": figures}
     out.write_text(json.dumps(doc, indent=2, default=_plain) + "\n")
     return out
+
+
+def write_csv(path, rows):
+    """Write dict rows as CSV, one column per key of the first row."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def _plain(value):

@@ -7,6 +7,7 @@ offline. Every stack serves train.py's model through docker/stacks/iris.py; `ask
 same flowers to each in its own protocol and reads the labels back.
 """
 
+import json
 import shutil
 from dataclasses import dataclass
 
@@ -112,10 +113,22 @@ def build(client, stack, owner=service.LADDER_OWNER, log="none"):
                             buildargs=bases.build_args(client), log=log)
 
 
+def _bundle():
+    """train.py's model file, loaded on the host: {"pipeline": ..., "metadata": ...}."""
+    import skops.io as sio
+    return sio.load(service.ensure_model())  # skops's default trusted types only, as app.py
+
+
 def classes():
     """The model's class names, in class-index order (its metadata, read on the host)."""
-    import skops.io as sio
-    return sio.load(service.ensure_model())["metadata"]["classes"]
+    return _bundle()["metadata"]["classes"]
+
+
+def labels(records):
+    """The labels train.py's model gives `records` on the host: what every image must answer."""
+    bundle = _bundle()
+    rows = [[r[f] for f in FEATURES] for r in records]
+    return [bundle["metadata"]["classes"][int(i)] for i in bundle["pipeline"].predict(rows)]
 
 
 def _post(base_url, path, payload):
@@ -126,13 +139,51 @@ def _post(base_url, path, payload):
     return body
 
 
+def flowers():
+    """Every 5th flower of the iris data: 30 flowers, 10 of each species, as records."""
+    from sklearn.datasets import load_iris
+    return [dict(zip(FEATURES, map(float, row))) for row in load_iris().data[::5]]
+
+
+def _tensor(records, width=len(FEATURES)):
+    """A V2 inference request of one FP64 tensor: the records' values, row after row."""
+    data = [v for r in records for v in r.values()]
+    return {"inputs": [{"name": "flowers", "shape": [len(records), width], "datatype": "FP64", "data": data}]}
+
+
+def payload(protocol, records):
+    """(path, JSON body) that asks a stack of `protocol` about `records` (dicts keyed by feature)."""
+    if protocol == "v2":  # POST /v2/models/NAME/infer: a tensor in, class indices out
+        return "/v2/models/iris/infer", _tensor([{f: r[f] for f in FEATURES} for r in records])
+    return "/predict", {"records": records} if protocol == "wrapped" else records
+
+
+def bad_payload(protocol, raw):
+    """(path, bytes) of app.py's bad body `raw` said in `protocol`; None if it cannot be said.
+
+    Bytes that are not JSON go as they are. A V2 tensor has positions, not names: a record
+    with an unknown feature cannot be written as one, a missing feature is a row too short."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
+        return payload(protocol, [])[0], raw
+    if protocol == "records":
+        return "/predict", raw
+    records = value if isinstance(value, list) else [value]
+    if protocol == "wrapped":
+        return "/predict", json.dumps({"records": records if isinstance(value, (list, dict)) else value}).encode()
+    if not records or not all(isinstance(r, dict) for r in records):
+        return payload(protocol, [])[0], raw  # not records at all: not a V2 request either
+    if any(set(r) - set(FEATURES) for r in records):
+        return None
+    rows = [{f: r[f] for f in FEATURES if f in r} for r in records]
+    return payload(protocol, [])[0], json.dumps(_tensor(rows, max(map(len, rows)))).encode()
+
+
 def ask(stack, base_url, records):
     """The labels a running stack gives `records` (dicts keyed by feature), in its own protocol."""
-    if stack.protocol == "v2":  # POST /v2/models/NAME/infer: a tensor in, class indices out
-        body = _post(base_url, "/v2/models/iris/infer", {"inputs": [{
-            "name": "flowers", "shape": [len(records), len(FEATURES)], "datatype": "FP64",
-            "data": [r[f] for r in records for f in FEATURES]}]})
+    body = _post(base_url, *payload(stack.protocol, records))
+    if stack.protocol == "v2":
         names = classes()
         return [names[int(i)] for i in body["outputs"][0]["data"]]
-    body = _post(base_url, "/predict", {"records": records} if stack.protocol == "wrapped" else records)
     return [p["label"] for p in body["predictions"]]

@@ -67,7 +67,7 @@ from .learner_image import (BUILD_HINT, LOOPBACK, NotStarted, build, cleanup_con
                             why_no_answer)
 from .report import FAIL, PASS, Criterion, NotDone, Report, Stop, check
 from . import (cli_lab, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson07b,
-               lesson08, lesson09, lesson10)
+               lesson08, lesson09, lesson10, lesson11)
 from .rolling_lab import ROLL_WAIT, prepare_rolling, rolling_images, rolling_update
 from .troubleshooting_lab import (CAUSE_WORDS, DIAGNOSIS_HINTS, FIXED, POOLS, VARIANTS,
                                   case_file, cases_for, classify, prepare_troubleshooting,
@@ -83,7 +83,7 @@ __all__ = [
     "POOLS", "VARIANTS", "cache_friendly", "case_file", "cases_for", "check", "classify", "cleanup_containers", "compose_project",
     "compose_stack", "dependency_layer", "first_container", "hardened_image", "in_image",
     "instructions", "lab_file", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06",
-    "lesson07", "lesson07b", "lesson08", "lesson09", "lesson10",
+    "lesson07", "lesson07b", "lesson08", "lesson09", "lesson10", "lesson11",
     "predictions_ok",
     "prepare", "prepare_folder", "prepare_rolling",
     "prepare_troubleshooting", "probe", "project_name", "reset_stack", "rolling_images",
