@@ -60,7 +60,8 @@ BESIDE_SWARM = {
 # blur what they compare.
 SOLO_NOTEBOOKS = {"04_dockerfile_best_practices.ipynb", "08_performance.ipynb"}
 # The longest groups start first, so that neither process is left with a long one at the end.
-FIRST = ("swarm", "notebooks/10_real_world.ipynb", "tests/test_compose.py", "solutions/06_troubleshooting.ipynb",
+FIRST = ("swarm", "notebooks/10_real_world.ipynb", "notebooks/11_serving_stacks.ipynb", "tests/test_compose.py",
+         "tests/test_exercises.py[11]", "solutions/06_troubleshooting.ipynb",
          "tests/test_exercises.py[10]", "tests/test_checks.py[lab02]",
          "notebooks/09_troubleshooting.ipynb")
 

@@ -626,6 +626,7 @@ ANSWERS = {
         "wrong": [
             (RUN11.replace(" --read-only", ""), "its root filesystem is read-only", "--read-only"),
             (RUN11.replace("--cap-drop ALL", "--cap-drop NET_RAW"), "it has no Linux capabilities", "--cap-drop ALL"),
+            (RUN11.replace("--cap-drop ALL", "--cap-drop ALL --privileged"), "it has no Linux capabilities", "--privileged"),
             (RUN11.replace(" {LABELS}", ""), "it carries the label workbook={OWNER}", "{LABELS}"),
             (RUN11.replace("workbook/stack-bentoml:latest", "workbook/app:production"),
              "it runs one of the serving stacks' images", "workbook/stack-fastapi"),

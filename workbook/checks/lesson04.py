@@ -27,7 +27,7 @@ def exercise_files(folder, client=None):
     (project / "models").mkdir(parents=True, exist_ok=True)
     for name in ("app.py", "gunicorn.conf.py", "requirements.txt"):
         shutil.copy(service.APP / name, project / name)
-    shutil.copy(service.MODEL, project / "models" / "model.skops")
+    shutil.copy(service.ensure_model(), project / "models" / "model.skops")  # trained once, if it is not yet
     (project / "Dockerfile").write_text(PROJECT_DOCKERFILE)
     (project / "data").mkdir(exist_ok=True)
     (project / "data" / "train.csv").write_bytes(b"5.1,3.5,1.4,0.2,setosa\n" * 200_000)  # 4.6 MB

@@ -1,10 +1,27 @@
 """Lesson 11's exercises: a framework run hardened, a trace widened until the floor image works, a stack chosen."""
 
+import json
+
 from .. import WorkbookError, floor, footprint, scoreboard, service, stacks
 from .learner_image import labelled, learner_container, learner_image, published, running
 from .report import NotDone, Stop, check, given
 
 EX_FLOOR = "workbook/ex11-floor:{owner}"  # exercise 11.2's traced image
+
+
+# Run as root inside the learner's container: can it write to / (EROFS when the root is
+# read-only), and which capabilities may PID 1 ever have (its bounding set; 0 with --cap-drop ALL)?
+INSIDE = """
+import errno, json, os
+try:
+    open("/.wb-probe", "w").close()
+    os.remove("/.wb-probe")
+    read_only = False
+except OSError as exc:
+    read_only = exc.errno == errno.EROFS
+status = dict(line.split(":", 1) for line in open("/proc/1/status") if ":" in line)
+print(json.dumps({"read_only": read_only, "capabilities": int(status["CapBnd"], 16)}))
+"""
 
 
 @check("Exercise 11.1 · a framework, hardened")
@@ -14,16 +31,9 @@ def hardened(r, client, owner):
     labelled(r, box, owner, "lesson 11")
     tags = client.images.get(box.attrs["Image"]).tags
     stack = next((s for s in stacks.STACKS.values() if s.tag in tags), None)
-    r.add("it runs one of the serving stacks' images", stack, f"its image is {tags or box.attrs['Image'][:19]}",
-          "run one of workbook/stack-fastapi, -litserve, -bentoml or -mlserver (lesson 11 §1)")
-    host = box.attrs["HostConfig"]
-    r.add("its root filesystem is read-only", host.get("ReadonlyRootfs"), "it can write anywhere it has rights",
-          "docker run --read-only: the image's files cannot be changed; give a writable --tmpfs where the "
-          "scoreboard says it needs one (lesson 11 §4)")
-    r.add("it has no Linux capabilities", "ALL" in [c.upper() for c in host.get("CapDrop") or []],
-          f"--cap-drop is {host.get('CapDrop')}",
-          "--cap-drop ALL takes every capability away; a service on port 5000 needs none (lesson 11 §4)")
-    if not stack:
+    if not r.add("it runs one of the serving stacks' images", stack,
+                 f"its image is {tags or box.attrs['Image'][:19]}",
+                 "run one of workbook/stack-fastapi, -litserve, -bentoml or -mlserver (lesson 11 §1)"):
         raise Stop
     try:
         service.wait_ready(box, timeout=60, path=stack.health)
@@ -31,6 +41,15 @@ def hardened(r, client, owner):
         pass  # the criteria below say what went wrong
     running(r, box, "docker logs NAME says why it stopped: a framework that writes a file at start needs a "
                     "writable folder, --tmpfs /tmp (lesson 11 §4)")
+    code, out = box.exec_run(["python", "-c", INSIDE], user="0")
+    seen = json.loads(out.decode().strip().splitlines()[-1]) if code == 0 else {}
+    r.add("its root filesystem is read-only", seen.get("read_only"), "a file could be written to / inside it",
+          "docker run --read-only: the image's files cannot be changed; give a writable --tmpfs where the "
+          "service must write (lesson 11 §4)")
+    r.add("it has no Linux capabilities", seen.get("capabilities") == 0,
+          f"PID 1's bounding set is {seen.get('capabilities', 0):#x}",
+          "--cap-drop ALL takes every capability away (and --privileged gives them all back): a service on "
+          "port 5000 needs none (lesson 11 §4)")
     if published(r, box) is None:
         raise Stop
     try:
@@ -94,12 +113,12 @@ def chosen(r, client, owner, board, choice):
         raise Stop
     r.add("it serves an OpenAPI schema", row["features"]["OpenAPI schema"],
           f"{row['name']} answered none of {', '.join(scoreboard.FEATURES['OpenAPI schema'])}",
-          "the scoreboard's features: a path that answered 200 (lesson 11 §6)")
+          "the scoreboard's features column: a path that answered 200 (lesson 11 §2)")
     fit = [x for x in board["rows"] if scoreboard.ok(x) and x["features"]["OpenAPI schema"]]
     best = min(fit, key=lambda x: scoreboard.figure(x, "first_200")) if fit else None
     r.add("no other image that serves one starts sooner", best and best["name"] == row["name"],
           f"{best['name']} started in {scoreboard.figure(best, 'first_200'):.2f} s, {row['name']} in "
           f"{scoreboard.figure(row, 'first_200'):.2f} s" if best else "",
-          "compare the 'first 200' column of the rows that serve a schema (lesson 11 §6)")
+          "compare the 'first 200' column of the rows that serve a schema (lesson 11 §2)")
     if row["name"] not in {x["name"] for x in scoreboard.ranked(board)}:
         raise NotDone("that image gave other labels", "lesson 11 §2")
