@@ -640,7 +640,7 @@ ANSWERS = {
              "it answers every bad body and 20 random flowers as production does", "bad bodies"),
             (["probes = floor.PROBES", "!docker tag workbook/app:production workbook/ex11-floor:{OWNER}"],
              "it is at its floor: at most 1.1× the traced bound", "Dockerfile.traced"),
-            (["probes = floor.PROBES", FLOOR11.replace("OWNER, probes", "'someone-else', probes")],
+            (["probes = floor.PROBES", "!docker tag workbook/app:production workbook/ex11-floor:{OWNER}"],
              "it carries the label workbook={OWNER}", "--label workbook="),
         ],
     },

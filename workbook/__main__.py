@@ -24,8 +24,11 @@ def cmd_bases(args):
 
 
 def cmd_wheelhouse(args):
-    from . import wheelhouse
+    from . import engine, stacks, wheelhouse
     print(wheelhouse.download(force=args.rebuild))
+    cpu = wheelhouse.arch(engine.client())
+    for stack in stacks.STACKS.values():  # lesson 11's stacks have sets of their own: fetched here, not mid-lesson
+        stacks.download(stack, cpu)
 
 
 def cmd_ladder(args):

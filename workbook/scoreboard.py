@@ -102,7 +102,7 @@ def under_load(container, url, body, clients, seconds):
 
 
 def bad_input(contender, url):
-    """{case: HTTP status} of every bad body of tests/test_app.py, said in the stack's protocol."""
+    """{case: HTTP status} of every bad body of workbook/badinput.py, said in the stack's protocol."""
     statuses = {}
     for case, raw in badinput.CASES.items():
         said = stacks.bad_payload(contender.protocol, raw)
@@ -121,6 +121,7 @@ def features(url):
 
 
 def _status(url, path):
+    """The status GET url+path answers, or None when nothing answers."""
     try:
         return service.call(url, path, timeout=5)[0]
     except OSError:
