@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import WorkbookError, badinput, bench, containers, floor, footprint, inventory, layers, service, stacks
+from . import (WorkbookError, badinput, bench, containers, floor, footprint, imagefs, inventory, layers,
+               service, stacks)
 from .measure import record, write_csv
 
 OUT = bench.OUT
@@ -159,11 +160,13 @@ def measure(client, contender, owner, bound, expected, params):
     """Every figure of one contender (expected: the reference labels of the 30 flowers, or None)."""
     image = contender.build(client)
     ref = image.tags[0] if image.tags else image.id
-    packages = inventory.packages(client, image)
+    files = inventory.Files()  # one `docker save` for both dive's figures and the inventory
+    saved = imagefs.read(client, image, files)
+    packages = files.packages(saved)
     row = {"name": contender.name, "title": contender.title, "kind": contender.kind, "image": ref,
            "protocol": contender.protocol,
            "bytes": image.attrs["Size"], "times_bound": image.attrs["Size"] / bound,
-           "efficiency": layers.analyse(client, ref).efficiency, "packages": len(packages),
+           "efficiency": layers.efficiency(layers.dive_layers(saved)).efficiency, "packages": len(packages),
            "advisories": len(inventory.advisories(packages)),
            "starts": start_times(client, image.id, contender, owner, params["starts"])}
     flowers = stacks.flowers()
